@@ -126,6 +126,9 @@ def setup(run_setup: bool) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if log := os.environ.get("PAPER_TO_CODE_TASK_LOG"):  # the template's tests: where tasks ran
+        with open(log, "a") as handle:
+            handle.write(f"{Path.cwd()}\n")
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--paper-pdf", default="")
     parser.add_argument("--run-setup", default="True")

@@ -32,13 +32,13 @@ def expected_files(answers: dict[str, Any], package: str = DEFAULT_PACKAGE) -> s
         ".copier-answers.yml", ".gitignore", ".pre-commit-config.yaml", ".python-version",
         "CITATION.cff", "README.md", "pyproject.toml", "train.py",
         "configs/small.yaml", "configs/medium.yaml", "configs/large.yaml",
-        "docs/ALGORITHMS.md", "docs/CHECKLIST.md", "tools/extract_paper.py",
+        "docs/ALGORITHMS.md", "docs/CHECKLIST.md", "tools/extract_paper.py", "tools/check_conflicts.py",
         f"{src}/__init__.py", f"{src}/py.typed", f"{src}/checkpoint.py", f"{src}/config.py",
         f"{src}/data.py", f"{src}/device.py", f"{src}/distributed.py", f"{src}/metrics.py",
         f"{src}/sampling.py", f"{src}/core/__init__.py", f"{src}/core/attention.py",
         f"{src}/models/__init__.py", f"{src}/models/transformer.py",
         "tests/conftest.py", "tests/test_config.py", "tests/test_device.py", "tests/test_model.py",
-        "tests/test_train.py",
+        "tests/test_train.py", "tests/test_hygiene.py",
     }  # fmt: skip
     if answers["license"] != "none":
         files.add("LICENSE")

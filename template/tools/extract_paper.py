@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import dataclasses
 import os
 import re
 import sys
@@ -75,6 +76,7 @@ class Line:
     bold: float  # share of its visible characters set in a bold font
     lead_bold: str  # the bold run the line starts with ("" when it starts in a regular font)
     eq_number: str | None  # an equation number "(N)" set off at the right of the line
+    baseline: float = 0.0  # y of its first visible character's origin, in PDF points (upwards)
 
 
 @dataclass(frozen=True)
@@ -260,11 +262,26 @@ def _open_document(path: Path) -> Any:
                 f"{path}: the PDF is encrypted (password-protected); save a decrypted copy first,"
                 " e.g. `qpdf --decrypt --password=PASSWORD in.pdf out.pdf`"
             ) from exc
+        if _pageless(path):
+            raise ExtractError(f"{path}: the PDF is empty (it has no pages)") from exc
         raise ExtractError(f"{path}: not a readable PDF (PDFium: {exc})") from exc
     if len(doc) == 0:
         doc.close()
         raise ExtractError(f"{path}: the PDF is empty (it has no pages)")
     return doc
+
+
+def _pageless(path: Path) -> bool:
+    """True for a PDF whose page tree is empty (PDFium refuses to open those)."""
+    try:
+        data = path.read_bytes()[:50_000_000]
+    except OSError:
+        return False
+    return (
+        re.search(rb"/Type\s*/Pages\b", data) is not None
+        and re.search(rb"/Count\s+0\b|/Count\s*0\s*/", data) is not None
+        and re.search(rb"/Count\s*[1-9]", data) is None
+    )
 
 
 _BOLD_FONT = re.compile(r"bold|black|heavy|semibold|demi|-medi\b|medi$|cmbx|\bbx", re.IGNORECASE)
@@ -322,7 +339,18 @@ def _line_from_chars(page: int, chars: list[_Char], textpage: Any) -> Line | Non
         else:
             break
     lead_bold = _clean("".join(lead)).strip() if any(c.bold for c in chars[:1]) else ""
-    return Line(page, text.strip(), size, bold, lead_bold, _equation_number(chars, textpage))
+    baseline = _baseline(textpage, visible[0].index) if visible else 0.0
+    eq_number = _equation_number(chars, textpage)
+    return Line(page, text.strip(), size, bold, lead_bold, eq_number, baseline)
+
+
+def _baseline(textpage: Any, index: int) -> float:
+    import ctypes
+
+    x, y = ctypes.c_double(), ctypes.c_double()
+    if _pdfium().raw.FPDFText_GetCharOrigin(textpage.raw, index, ctypes.byref(x), ctypes.byref(y)):
+        return float(y.value)
+    return float(textpage.get_charbox(index)[1])
 
 
 def _equation_number(chars: list[_Char], textpage: Any) -> str | None:
@@ -362,6 +390,8 @@ def _read_page(page_no: int, page: Any, fonts: _FontCache) -> list[Line]:
                         lines.append(line)
                     chars = []
                 continue
+            if code == 2:  # pdfium's mark for a hyphen at a line break (the halves are joined)
+                code = 0xFFFE
             ch = chr(code) if 0 < code < 0xD800 or 0xE000 <= code < 0x110000 else ""
             if not ch or ch.isspace():
                 chars.append(_Char(" " if ch else "", index, 0.0, False))
@@ -407,6 +437,26 @@ def read_pdf(path: Path) -> list[list[Line]]:
 
 
 _SOFT_HYPHEN = "\ufffe"
+_COMPOUND_TAILS = {
+    "based",
+    "like",
+    "wise",
+    "level",
+    "free",
+    "aware",
+    "specific",
+    "scale",
+    "term",
+    "time",
+    "order",
+    "dependent",
+    "independent",
+    "agnostic",
+    "shot",
+    "trained",
+    "tuned",
+    "valued",
+}
 _HYPHEN_SPLIT = re.compile(r"(\w+)\ufffe\s*(\w+)")
 
 
@@ -423,7 +473,11 @@ def _repair_hyphens(pages: list[list[Line]]) -> list[list[Line]]:
     def join(match: re.Match[str]) -> str:
         left, right = match.group(1), match.group(2)
         hyphenated = f"{left}-{right}".lower()
-        if any(hyphenated in w for w in words if "-" in w) and f"{left}{right}".lower() not in words:
+        compound = (
+            right.lower() in _COMPOUND_TAILS or match.string[match.end() : match.end() + 1] == "-"
+        )
+        seen = any(hyphenated in w for w in words if "-" in w)
+        if (compound or seen) and f"{left}{right}".lower() not in words:
             return f"{left}-{right}"
         return f"{left}{right}"
 
@@ -433,7 +487,7 @@ def _repair_hyphens(pages: list[list[Line]]) -> list[list[Line]]:
         for line in page:
             if _SOFT_HYPHEN in line.text:
                 text = _HYPHEN_SPLIT.sub(join, line.text).replace(_SOFT_HYPHEN, "-")
-                line = Line(line.page, text, line.size, line.bold, line.lead_bold, line.eq_number)
+                line = dataclasses.replace(line, text=text)
             fixed.append(line)
         repaired.append(fixed)
     return repaired
@@ -474,7 +528,9 @@ _STATEMENT = re.compile(
 _ALGORITHM = re.compile(r"^Algorithm\s+(?P<num>\d{1,3})\b\s*[:.]?\s*(?P<caption>.*)$")
 _STEP = re.compile(r"^(?P<num>\d{1,3})\s*[:.)]?\s+(?P<text>\S.*)$")
 _ALGO_INPUT = re.compile(r"^(?:Require|Ensure|Input|Inputs|Output|Outputs|Given|Parameters?)\s*:")
-_CAPTION = re.compile(r"^(?P<kind>Table|Figure|Fig\.)\s+(?P<num>\d{1,3}|[A-Z]\.?\d{1,3})\s*[:.]\s*(?P<text>\S.*)$")
+_CAPTION = re.compile(
+    r"^(?P<kind>Table|Figure|Fig\.)\s+(?P<num>\d{1,3}|[A-Z]\.?\d{1,3})\s*[:.]\s*(?P<text>\S.*)$"
+)
 _SKIP_SECTION = re.compile(r"references|bibliography|checklist|acknowledg", re.IGNORECASE)
 _MATH_WORDS = {"arg", "min", "max", "log", "exp", "sin", "cos", "tanh", "sup", "inf", "lim", "mod"}
 _PROSE_WORD = re.compile(r"(?<![\w∇])[A-Za-z][a-z]{2,}(?:[-’'][a-z]+)*\b")
@@ -486,7 +542,20 @@ def is_prose(text: str) -> bool:
     if text.rstrip().endswith(":") and words:
         return True
     tokens = text.split()
-    return len(words) >= 6 or (len(words) >= 3 and len(words) / max(len(tokens), 1) >= 0.5)
+    share = len(words) / max(len(tokens), 1)
+    return (
+        len(words) >= 6 or (len(words) >= 4 and share >= 0.4) or (len(words) >= 3 and share >= 0.5)
+    )
+
+
+def _gaps(lines: list[Line]) -> list[float]:
+    """Vertical distance from each line to the next one below it in the same column (else 0)."""
+    gaps = [0.0] * len(lines)
+    for i in range(len(lines) - 1):
+        here, below = lines[i], lines[i + 1]
+        if here.page == below.page and below.baseline < here.baseline:
+            gaps[i] = here.baseline - below.baseline
+    return gaps
 
 
 def _body_size(pages: list[list[Line]]) -> float:
@@ -536,8 +605,11 @@ def _runin(line: Line) -> str:
     title = lead.rstrip(".:").strip()
     if len(re.findall(r"[A-Za-z]", title)) < 3 or len(title.split()) > 10:
         return ""
-    if re.match(r"(Definition|Theorem|Lemma|Proposition|Corollary|Assumption|Algorithm|Table|"
-                r"Figure|Fig\.|Proof)\b", title):
+    if re.match(
+        r"(Definition|Theorem|Lemma|Proposition|Corollary|Assumption|Algorithm|Table|"
+        r"Figure|Fig\.|Proof)\b",
+        title,
+    ):
         return ""
     return title
 
@@ -558,6 +630,11 @@ class _Parser:
     def __init__(self, pages: list[list[Line]]) -> None:
         self.lines: list[Line] = [ln for page in pages for ln in page]
         self.body = _body_size(pages)
+        widths = sorted(len(ln.text) for ln in self.lines if len(ln.text) > 20)
+        self.typical_width = widths[len(widths) // 2] if widths else 80
+        self.gap_after = _gaps(self.lines)
+        normal = sorted(g for g in self.gap_after if 0.8 * self.body < g < 2.5 * self.body)
+        self.leading = normal[len(normal) // 2] if normal else 1.2 * self.body
         self.roles: list[str] = ["prose"] * len(self.lines)
         self.labels: list[str] = [""] * len(self.lines)
         self.levels: list[int] = [0] * len(self.lines)
@@ -674,14 +751,45 @@ class _Parser:
         match = _STATEMENT.match(self.lines[i].text)
         if match is None:
             return None
-        follow = [self.lines[j].text for j in range(i + 1, min(i + 7, len(self.lines)))]
-        text = _first_sentences(" ".join([match.group("rest"), *follow]), 2, 320)
+        text = _first_sentences(" ".join([match.group("rest"), *self._statement_body(i)]), 2, 320)
         kind, number = match.group("kind"), match.group("num")
         name = (match.group("name") or "").strip()
         self.statements.append(Statement(kind, number, name, text, self.lines[i].page, state.label))
         head = f"{kind} {number}" + (f" ({name})" if name else "")
+        state.paragraph = head
+        self._mark(i, state)
         self.roles[i], self.labels[i] = "statement", head
         return i + 1
+
+    def _statement_body(self, i: int) -> list[str]:
+        """The lines after a statement's head, up to the end of its paragraph or the next block."""
+        body: list[str] = []
+        if self.ends_paragraph(i):
+            return body
+        for j in range(i + 1, min(i + 8, len(self.lines))):
+            if self._starts_block(self.lines[j]):
+                break
+            body.append(self.lines[j].text)
+            if self.ends_paragraph(j):
+                break
+        return body
+
+    def _starts_block(self, line: Line) -> bool:
+        text = line.text
+        return bool(
+            line.eq_number
+            or _heading(line, self.body)
+            or _runin(line)
+            or any(p.match(text) for p in (_STATEMENT, _ALGORITHM, _CAPTION))
+        )
+
+    def ends_paragraph(self, i: int) -> bool:
+        """A sentence end followed by extra vertical space, or a short last line."""
+        text = self.lines[i].text
+        if not text.endswith((".", "!", "?", ":")):
+            return False
+        spaced = 1.2 * self.leading < self.gap_after[i] < 10 * self.leading
+        return spaced or (len(text) < 0.8 * self.typical_width and not text.endswith(":"))
 
     def _caption(self, i: int, state: _State) -> int | None:
         line = self.lines[i]
@@ -703,7 +811,7 @@ class _Parser:
         text = " ".join(parts)
         self.captions.append(Caption(kind, number, text, line.page, state.label))
         for k in range(i, end):
-            self.roles[k], self.labels[k] = "caption", f"{kind} {number}"
+            self.roles[k], self.labels[k] = "caption", f"{kind} {number}" if k == i else ""
             self._mark(k, state)
         return end
 
@@ -754,7 +862,19 @@ class _Parser:
         return _shorten(sentences[-1], 320) if sentences else ""
 
 
-_ABBREVIATIONS = ("al.", "e.g.", "i.e.", "eq.", "eqs.", "fig.", "vs.", "cf.", "sec.", "resp.", "etc.")
+_ABBREVIATIONS = (
+    "al.",
+    "e.g.",
+    "i.e.",
+    "eq.",
+    "eqs.",
+    "fig.",
+    "vs.",
+    "cf.",
+    "sec.",
+    "resp.",
+    "etc.",
+)
 
 
 def _sentences(text: str) -> list[str]:
@@ -798,10 +918,13 @@ class _Flow:
             self.starts.append(offset)
             pieces.append(line.text)
             offset += len(line.text) + 1
-        self.text = " ".join(pieces)
+        self.text = "\n".join(pieces)  # value-first patterns must not cross a line (table rows)
 
     def line_at(self, offset: int) -> int:
         return max(bisect.bisect_right(self.starts, offset) - 1, 0)
+
+    def role_at(self, offset: int) -> str:
+        return self.parser.roles[self.line_at(offset)]
 
     def where(self, offset: int) -> tuple[int, str, bool]:
         i = self.line_at(offset)
@@ -812,7 +935,7 @@ class _Flow:
         left = max(self.text.rfind(" ", 0, max(start - width, 0)) + 1, 0)
         right = self.text.find(" ", min(end + width, len(self.text)))
         right = len(self.text) if right < 0 else right
-        snippet = self.text[left:right].strip()
+        snippet = re.sub(r"\s+", " ", self.text[left:right]).strip()
         return ("…" if left > 0 else "") + snippet + ("…" if right < len(self.text) else "")
 
 
@@ -824,41 +947,76 @@ _NUM = (
 )
 _CONNECT = r"\s*(?:\([^()]{1,12}\)\s*)?(?:[:=|≈~]|\bof\b|\bis\b|\bwas\b|\bwere\b|\bset to\b|\bequal to\b|\bto\b)?\s*"
 
-# (name, regex) in priority order: a value claimed by an earlier pattern is not reused.
+# (name, regex) in priority order: a value claimed by an earlier pattern is not reused. In the
+# value-first patterns ("12 layers") value and keyword may sit on two lines only in running text:
+# in a table, the value ending one row must not pair with the keyword opening the next.
 _HYPER_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("model size (parameters)", re.compile(_NUM + r"\s*(?:params|parameters?)\b", re.I)),
     ("training tokens", re.compile(_NUM + r"\s+(?:training\s+)?tokens\b", re.I)),
-    ("warmup", re.compile(_NUM + r"\s+warm[\s-]?up\s+(?:steps|iterations)\b", re.I)),
+    ("warmup", re.compile(_NUM + r"\s+warm[ \t-]?up\s+(?:steps|iterations)\b", re.I)),
     ("warmup", re.compile(r"\bwarm[\s-]?up(?:\s+(?:steps|iterations))?" + _CONNECT + _NUM, re.I)),
-    ("training steps", re.compile(
-        r"\b(?:training|total|optimi[sz]ation|train)\s+(?:steps|iterations)" + _CONNECT + _NUM,
-        re.I)),
-    ("training steps", re.compile(
-        _NUM + r"\s+(?:training\s+|optimi[sz]ation\s+|gradient\s+)?(?:steps|iterations)\b", re.I)),
-    ("sequence length", re.compile(
-        r"\b(?:(?:max(?:imum)?\s+)?(?:sequence|context|input)\s+length|seq(?:uence)?[\s_-]?len"
-        r"|context\s+(?:window|size))" + _CONNECT + _NUM, re.I)),
-    ("learning rate", re.compile(
-        r"\b(?:(?:peak|initial|base|max(?:imum)?)\s+)?(?:learning[\s-]rate|lr)s?\b" + _CONNECT + _NUM,
-        re.I)),
-    ("batch size", re.compile(
-        r"\b(?:(?:global|mini)[\s-]?)?batch[\s-]?sizes?\b" + _CONNECT + _NUM, re.I)),
+    (
+        "training steps",
+        re.compile(
+            r"\b(?:training|total|optimi[sz]ation|train)\s+(?:steps|iterations)" + _CONNECT + _NUM,
+            re.I,
+        ),
+    ),
+    (
+        "training steps",
+        re.compile(
+            _NUM + r"\s+(?:(?:training|optimi[sz]ation|gradient)\s+)?(?:steps|iterations)\b", re.I
+        ),
+    ),
+    (
+        "sequence length",
+        re.compile(
+            r"\b(?:(?:max(?:imum)?\s+)?(?:sequence|context|input)\s+length|seq(?:uence)?[\s_-]?len"
+            r"|context\s+(?:window|size))" + _CONNECT + _NUM,
+            re.I,
+        ),
+    ),
+    (
+        "learning rate",
+        re.compile(
+            r"\b(?:(?:peak|initial|base|max(?:imum)?)\s+)?(?:learning[\s-]rate|lr)s?\b"
+            + _CONNECT
+            + _NUM,
+            re.I,
+        ),
+    ),
+    (
+        "batch size",
+        re.compile(r"\b(?:(?:global|mini)[\s-]?)?batch[\s-]?sizes?\b" + _CONNECT + _NUM, re.I),
+    ),
     ("layers", re.compile(r"\b(?:number\s+of\s+)?layers\b" + _CONNECT + _NUM, re.I)),
-    ("layers", re.compile(_NUM + r"\s+(?:transformer\s+|hidden\s+|attention\s+)?layers\b", re.I)),
-    ("d_model", re.compile(
-        r"(?<![\w])(?:d[\s_-]?model|model\s+(?:dimension|dim|width)|hidden\s+(?:size|dimension|dim)"
-        r"|embedding\s+(?:size|dimension|dim))\b" + _CONNECT + _NUM, re.I)),
-    ("attention heads", re.compile(
-        r"\b(?:number\s+of\s+)?(?:attention\s+)?heads\b" + _CONNECT + _NUM, re.I)),
+    ("layers", re.compile(_NUM + r"\s+(?:(?:transformer|hidden|attention)\s+)?layers\b", re.I)),
+    (
+        "d_model",
+        re.compile(
+            r"(?<![\w])(?:d[\s_-]?model|model\s+(?:dimension|dim|width)|hidden\s+(?:size|dimension|dim)"
+            r"|embedding\s+(?:size|dimension|dim))\b" + _CONNECT + _NUM,
+            re.I,
+        ),
+    ),
+    (
+        "attention heads",
+        re.compile(r"\b(?:number\s+of\s+)?(?:attention\s+)?heads\b" + _CONNECT + _NUM, re.I),
+    ),
     ("attention heads", re.compile(_NUM + r"\s+(?:attention\s+)?heads\b", re.I)),
-    ("dropout", re.compile(
-        r"\bdropout(?:\s+(?:rate|probability|prob\.?))?" + _CONNECT + _NUM, re.I)),
+    (
+        "dropout",
+        re.compile(r"\bdropout(?:\s+(?:rate|probability|prob\.?))?" + _CONNECT + _NUM, re.I),
+    ),
     ("weight decay", re.compile(r"\bweight[\s-]decay\b" + _CONNECT + _NUM, re.I)),
     ("epochs", re.compile(_NUM + r"\s+(?:training\s+)?epochs\b", re.I)),
     ("epochs", re.compile(r"\b(?:number\s+of\s+)?epochs\b" + _CONNECT + _NUM, re.I)),
-    ("model size (parameters)", re.compile(
-        r"(?<![\w.\-+^/=<>≤≥∼~−])(?P<value>\d+(?:\.\d+)?[MB])(?![\w])(?!\.\d)")),
+    (
+        "model size (parameters)",
+        re.compile(r"(?<![\w.\-+^/=<>≤≥∼~−])(?P<value>\d+(?:\.\d+)?[MB])(?![\w])(?!\.\d)"),
+    ),
 ]
+_BOUND_SIGNS = set("≥≤<>=∼~±")
 _NOT_A_SIZE_BEFORE = re.compile(r"(?:Figure|Fig\.|Table|Section|Sec\.|Appendix|Eq\.|Equation)\s*$")
 
 
@@ -870,7 +1028,10 @@ def _hyperparameters(flow: _Flow) -> list[Hyperparameter]:
             start, end = match.span("value")
             if any(s < end and start < e for s, e in claimed):
                 continue
-            if _NOT_A_SIZE_BEFORE.search(flow.text[max(start - 12, 0) : start]):
+            if "\n" in flow.text[end : match.end()] and flow.role_at(start) != "prose":
+                continue  # value-first across a line break: only in running text
+            before = flow.text[max(start - 12, 0) : start]
+            if _NOT_A_SIZE_BEFORE.search(before) or before.rstrip()[-1:] in _BOUND_SIGNS:
                 continue
             page, section, skip = flow.where(start)
             if skip:
@@ -929,12 +1090,15 @@ def _vocabulary(flow: _Flow) -> list[VocabTerm]:
 
 _CAP_WORD = r"[A-Z][\w’'-]*"
 _NAME = (
-    rf"(?P<name>{_CAP_WORD}(?:\s+(?:(?:of|for|with|and|via|on|in|to)\s+)?{_CAP_WORD}){{0,5}})"
-    r"(?:\s*\((?P<acr>[A-Z][A-Za-z0-9-]{1,12})\))?"
+    r"(?P<name>"
+    + _CAP_WORD
+    + r"(?:\s+(?:(?:of|for|with|and|via|on|in|to)\s+)?"
+    + _CAP_WORD
+    + r"){0,5})(?:\s*\((?P<acr>[A-Z][A-Za-z0-9-]{1,12})\))?"
 )
 _NAMING = re.compile(
     r"(?<!so-)\b(?:called|named|dubbed|termed|coined|"
-    r"(?:refer\s+to|denote)\s+(?:this|it|these|them|our\s+\w+)(?:\s+\w+)?\s+as)\s+"
+    r"(?:refer\s+to|denote|call)\s+(?:this|it|these|them|our)(?:\s+[a-z][\w-]*)?(?:\s+as)?)\s+"
     r"(?:(?:the|a|an|our)\s+)?" + _NAME
 )
 _CONTRIBUTION = re.compile(r"\((?:\d{1,2}|[ivx]{1,4})\)\s+" + _NAME + r"\s*:")
@@ -943,8 +1107,26 @@ _ACRONYM_DEF = re.compile(
     r"(?:\s+(?:[A-Z][\w’'-]*|of|for|and|with|the|to|in|on)){0,7})\s+\((?P<acr>[A-Z][A-Za-z0-9-]*[A-Z][A-Za-z0-9-]*)\)"
 )
 _NOT_A_NAME = {
-    "the", "this", "these", "that", "a", "an", "our", "we", "it", "in", "equation", "eq",
-    "section", "figure", "table", "appendix", "algorithm", "definition", "theorem", "lemma",
+    "the",
+    "this",
+    "these",
+    "that",
+    "a",
+    "an",
+    "our",
+    "we",
+    "it",
+    "in",
+    "equation",
+    "eq",
+    "section",
+    "figure",
+    "table",
+    "appendix",
+    "algorithm",
+    "definition",
+    "theorem",
+    "lemma",
 }
 
 
@@ -997,7 +1179,7 @@ def _name_hits(flow: _Flow) -> list[_NameHit]:
     hits: list[_NameHit] = []
     for pattern in (_NAMING, _CONTRIBUTION):
         for match in pattern.finditer(flow.text):
-            name = match.group("name").strip()
+            name = " ".join(match.group("name").split())
             acr = match.group("acr") or ""
             if acr and not _acronym_expansion(name.split(), acr):
                 acr = ""
@@ -1009,7 +1191,11 @@ def _name_hits(flow: _Flow) -> list[_NameHit]:
             continue
         title = re.sub(r"^\S+\s+", "", flow.parser.lines[i].text) if flow.parser.labels[i] else ""
         match = re.match(r"^([A-Z][\w’'-]*(?:\s+[A-Z][\w’'-]*){0,3})\s*:\s+\S", title)
-        if match and sum(ch.isupper() for ch in match.group(1)) >= 2 and _valid_name(match.group(1)):
+        if (
+            match
+            and sum(ch.isupper() for ch in match.group(1)) >= 2
+            and _valid_name(match.group(1))
+        ):
             hits.append(_NameHit(match.group(1), "", flow.starts[i], flow.parser.lines[i].text))
     hits.sort(key=lambda h: h.offset)
     return hits
@@ -1017,16 +1203,25 @@ def _name_hits(flow: _Flow) -> list[_NameHit]:
 
 def _methods(flow: _Flow, acronyms: list[Acronym], equations: list[Equation]) -> list[Method]:
     by_long = {a.expansion.lower(): a for a in acronyms}
+    by_acr = {a.acronym.lower(): a for a in acronyms}
     merged: dict[str, _NameHit] = {}
+    alias: dict[str, str] = {}  # lower-cased name or acronym -> key in merged
     for hit in _name_hits(flow):
+        if hit.name.lower() in by_acr:  # "SGR: ..." names the method defined as "... (SGR)"
+            hit.name, hit.acronym = by_acr[hit.name.lower()].expansion, hit.name
         key = hit.name.lower()
-        if key in merged:
-            if hit.acronym and not merged[key].acronym:
-                merged[key].acronym = hit.acronym
-            continue
         if not hit.acronym and key in by_long:
             hit.acronym = by_long[key].acronym
+        known = alias.get(key) or alias.get(hit.acronym.lower() if hit.acronym else "")
+        if known is not None:
+            if hit.acronym and not merged[known].acronym:
+                merged[known].acronym = hit.acronym
+                alias[hit.acronym.lower()] = known
+            continue
         merged[key] = hit
+        alias[key] = key
+        if hit.acronym:
+            alias[hit.acronym.lower()] = key
     methods: list[Method] = []
     for hit in merged.values():
         page, section, _ = flow.where(hit.offset)
@@ -1040,21 +1235,24 @@ def _method_equations(
 ) -> tuple[str, ...]:
     """Equations of the units that define the method or carry its name in their heading."""
     p = flow.parser
-    units: set[tuple[str, str]] = {(p.sections_at[flow.line_at(hit.offset)],
-                                    p.paragraphs_at[flow.line_at(hit.offset)])}
+    units: set[tuple[str, str]] = {
+        (p.sections_at[flow.line_at(hit.offset)], p.paragraphs_at[flow.line_at(hit.offset)])
+    }
     acr = by_long.get(hit.name.lower())
     if acr is not None:
-        for match in re.finditer(re.escape(acr.expansion) + r"\s+\(" + re.escape(acr.acronym),
-                                 flow.text):
+        for match in re.finditer(
+            re.escape(acr.expansion) + r"\s+\(" + re.escape(acr.acronym), flow.text
+        ):
             i = flow.line_at(match.start())
             units.add((p.sections_at[i], p.paragraphs_at[i]))
     names = [hit.name] + ([hit.acronym] if hit.acronym else [])
     headed = {
-        s.label for s in p.sections if any(re.search(rf"\b{re.escape(n)}\b", s.title) for n in names)
+        s.label
+        for s in p.sections
+        if any(re.search(rf"\b{re.escape(n)}\b", s.title) for n in names)
     }
     numbers = [
-        eq.number for eq in equations
-        if (eq.section, eq.paragraph) in units or eq.section in headed
+        eq.number for eq in equations if (eq.section, eq.paragraph) in units or eq.section in headed
     ]
     return tuple(dict.fromkeys(numbers))
 
@@ -1103,19 +1301,16 @@ def extract(pdf_path: Path) -> PaperExtract:
 
 def _doc_lines(parser: _Parser) -> tuple[DocLine, ...]:
     lines = parser.lines
-    widths = sorted(len(ln.text) for ln, r in zip(lines, parser.roles, strict=True) if r == "prose")
-    typical = widths[len(widths) // 2] if widths else 80
     out: list[DocLine] = []
     for i, line in enumerate(lines):
         role = parser.roles[i]
         nxt = lines[i + 1] if i + 1 < len(lines) else None
-        para_end = (
-            role == "prose"
-            and line.text.endswith((".", ":", "?", "!"))
-            and len(line.text) < 0.8 * typical
-            and (nxt is None or nxt.text[:1].isupper() or nxt.page != line.page)
+        para_end = role in ("prose", "math") and parser.ends_paragraph(i)
+        if role == "caption":
+            para_end = nxt is None or parser.roles[i + 1] != "caption" or parser.labels[i + 1] != ""
+        out.append(
+            DocLine(line.page, line.text, role, parser.levels[i], parser.labels[i], para_end)
         )
-        out.append(DocLine(line.page, line.text, role, parser.levels[i], parser.labels[i], para_end))
     return tuple(out)
 
 
@@ -1162,6 +1357,8 @@ def render_markdown(extract: PaperExtract) -> str:
             out.append(line.text)
         elif line.role in ("runin", "statement", "caption") and line.label:
             out += _bold_prefix(line)
+            if line.role == "caption" and line.para_end:
+                out.append("")
         else:
             out.append(_escape_md(line.text))
             if line.para_end:
@@ -1181,8 +1378,11 @@ def _bold_prefix(line: DocLine) -> list[str]:
     if line.role == "runin" and text.startswith(line.label):
         rest = text[len(line.label) :].strip()
         return ["", f"**{line.label}** {rest}".rstrip()]
-    match = re.match(r"^((?:Table|Figure|Fig\.)\s+\S+?[:.]|(?:Definition|Theorem|Lemma|Proposition|"
-                     r"Corollary|Assumption)\s+[^.:]+[.:])\s*(.*)$", text)
+    match = re.match(
+        r"^((?:Table|Figure|Fig\.)\s+\S+?[:.]|(?:Definition|Theorem|Lemma|Proposition|"
+        r"Corollary|Assumption)\s+[^.:]+[.:])\s*(.*)$",
+        text,
+    )
     if match:
         return ["", f"**{match.group(1)}** {match.group(2)}".rstrip()]
     return [_escape_md(text)]
@@ -1223,30 +1423,46 @@ def render_checklist(extract: PaperExtract) -> str:
 def _checklist_sections(x: PaperExtract) -> Iterator[tuple[str, list[str]]]:
     yield "Core algorithms", list(_algorithm_items(x))
     yield "Model components", list(_component_items(x))
-    yield "Definitions and theorems", [
-        f"- [ ] {s.kind} {s.number}" + (f" ({s.name})" if s.name else "")
-        + f" — {_ref(s.page, s.section)}: {s.text}"
-        for s in x.statements
-    ]
-    yield "Key equations", [
-        f"- [ ] Eq. ({e.number}) — {_ref(e.page, _eq_place(e))} — `{_cell(_shorten(e.text, 160))}`"
-        + (f" — introduced by: “{_shorten(e.intro, 200)}”" if e.intro else "")
-        for e in x.equations
-    ]
+    yield (
+        "Definitions and theorems",
+        [
+            f"- [ ] {s.kind} {s.number}"
+            + (f" ({s.name})" if s.name else "")
+            + f" — {_ref(s.page, s.section)}: {s.text}"
+            for s in x.statements
+        ],
+    )
+    yield (
+        "Key equations",
+        [
+            f"- [ ] Eq. ({e.number}) — {_ref(e.page, _eq_place(e))} — `{_cell(_shorten(e.text, 160))}`"
+            + (f" — introduced by: “{_shorten(e.intro, 200)}”" if e.intro else "")
+            for e in x.equations
+        ],
+    )
     yield "Hyperparameters", list(_hyper_table(x.hyperparameters))
-    yield "Tables and figures", [
-        f"- [ ] {c.kind} {c.number}: {_shorten(c.text, 200)} — {_ref(c.page, c.section)}"
-        for c in x.captions
-    ]
+    yield (
+        "Tables and figures",
+        [
+            f"- [ ] {c.kind} {c.number}: {_shorten(c.text, 200)} — {_ref(c.page, c.section)}"
+            for c in x.captions
+        ],
+    )
     yield "Appendix references", list(_appendix_items(x.appendix_refs))
-    yield "Architecture vocabulary", [
-        "| Term | Mentions | Pages |",
-        "|---|---|---|",
-        *(f"| {v.term} | {v.count} | {_pages(v.pages)} |" for v in x.vocabulary),
-    ] if x.vocabulary else []
-    yield "Abbreviations defined in the text", [
-        f"- {a.acronym}: {a.expansion} — {_ref(a.page, a.section)}" for a in x.acronyms
-    ]
+    yield (
+        "Architecture vocabulary",
+        [
+            "| Term | Mentions | Pages |",
+            "|---|---|---|",
+            *(f"| {v.term} | {v.count} | {_pages(v.pages)} |" for v in x.vocabulary),
+        ]
+        if x.vocabulary
+        else [],
+    )
+    yield (
+        "Abbreviations defined in the text",
+        [f"- {a.acronym}: {a.expansion} — {_ref(a.page, a.section)}" for a in x.acronyms],
+    )
 
 
 def _eq_place(eq: Equation) -> str:
@@ -1291,7 +1507,7 @@ def _appendix_items(refs: Sequence[AppendixRef]) -> Iterator[str]:
     for r in refs:
         by_label.setdefault(r.label, []).append(r)
     for label, hits in sorted(by_label.items()):
-        where = "; ".join(_ref(h.page, h.section) for h in hits)
+        where = "; ".join(dict.fromkeys(_ref(h.page, h.section) for h in hits))
         yield f"- [ ] Appendix {label} — cited on {where} — “{_shorten(hits[0].context, 120)}”"
 
 
@@ -1307,11 +1523,15 @@ def output_paths(out_dir: Path) -> tuple[Path, Path]:
     return out_dir / "paper" / "paper.md", out_dir / "docs" / "CHECKLIST.md"
 
 
-def write_outputs(extract: PaperExtract, out_dir: Path, *, force: bool = False) -> tuple[Path, Path]:
+def write_outputs(
+    extract: PaperExtract, out_dir: Path, *, force: bool = False
+) -> tuple[Path, Path]:
     """Write paper/paper.md and docs/CHECKLIST.md under out_dir, both or neither."""
     paper_md, checklist = output_paths(Path(out_dir))
     _refuse_ticked_checklist(checklist, force)
-    _atomic_write_all([(paper_md, render_markdown(extract)), (checklist, render_checklist(extract))])
+    _atomic_write_all(
+        [(paper_md, render_markdown(extract)), (checklist, render_checklist(extract))]
+    )
     return paper_md, checklist
 
 
@@ -1412,11 +1632,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("pdf", type=Path, help="the paper's PDF")
     parser.add_argument(
-        "--out", type=Path, default=None,
+        "--out",
+        type=Path,
+        default=None,
         help="folder to write paper/paper.md and docs/CHECKLIST.md into (default: project root)",
     )
-    parser.add_argument("--force", action="store_true",
-                        help="overwrite a generated checklist even if it has ticked items")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite a generated checklist even if it has ticked items",
+    )
     return parser
 
 

@@ -1,0 +1,195 @@
+"""Speed of tools/extract_paper.py: a 20-page paper must take under 5 s on the build machine.
+
+    uv run python benchmarks/extract_speed.py [--runs N] [--out JSON]
+
+Cases: a generated 20-page two-column paper (reportlab: headings, prose, numbered equations, a
+hyperparameter table on every page) and, when ../shared/papers is beside the checkout, the real
+Nested Learning paper (23 pages, with figures). For each: `extract()` + writing both files in
+process, and the whole command line (`python tools/extract_paper.py PDF --out DIR`: interpreter
+start, imports, extraction, atomic writes) in a fresh process. Median and max over the runs are
+written to benchmarks/results/extract_speed.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib.util
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+TOOL = ROOT / "template" / "tools" / "extract_paper.py"
+REAL_PDF = ROOT.parent / "shared" / "papers" / "nested_learning_neurips2025.pdf"
+DEFAULT_OUT = ROOT / "benchmarks" / "results" / "extract_speed.json"
+BUDGET_SECONDS = 5.0
+BUDGET_PAGES = 20
+
+SENTENCES = [
+    "The state of every layer is updated at each position with a gated rule.",
+    "We compare against strong baselines trained with the same budget and data.",
+    "The attention heads read from a compressed memory of the preceding chunk.",
+    "Each variant is trained three times and the mean result is reported here.",
+    "Longer sequences are processed in chunks whose size is fixed in advance.",
+    "The readout is linear, which keeps the cost of inference predictable.",
+]
+
+
+def load_tool() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("extract_paper", TOOL)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["extract_paper"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def make_paper(path: Path, pages: int) -> None:
+    """A dense two-column paper: about 110 lines a page, like a conference paper."""
+    from reportlab.lib.pagesizes import letter
+    from reportlab.pdfgen import canvas
+
+    c = canvas.Canvas(str(path), pagesize=letter)
+    width, _ = letter
+    col_w, leading = (width - 2 * 54 - 18) / 2, 10.5
+    equation = 0
+    for page in range(1, pages + 1):
+        for col in range(2):
+            x, y = 54 + col * (col_w + 18), 740.0
+            c.setFont("Helvetica-Bold", 11)
+            c.drawString(x, y, f"{page}.{col + 1} Section on page {page}")
+            y -= 2 * leading
+            line_no = 0
+            while y > 72:
+                line_no += 1
+                if line_no % 12 == 0:
+                    equation += 1
+                    c.setFont("Helvetica", 9)
+                    c.drawString(x + 20, y, f"h_t = g_t * h_prev + (1 - g_t) * x_t + c_{equation}")
+                    c.drawRightString(x + col_w, y, f"({equation})")
+                elif line_no == 30 and col == 1:
+                    c.setFont("Helvetica", 9)
+                    c.drawString(x, y, f"Table {page}: Settings for page {page}.")
+                    for name, value in (("Learning rate", "3e-4"), ("Batch size", "256")):
+                        y -= leading
+                        c.drawString(x + 8, y, name)
+                        c.drawString(x + 120, y, value)
+                else:
+                    c.setFont("Helvetica", 9)
+                    text = SENTENCES[(page + line_no) % len(SENTENCES)]
+                    c.drawString(x, y, text[: int(col_w / 4.4)])
+                y -= leading
+        c.setFont("Helvetica", 9)
+        c.drawCentredString(width / 2, 36, str(page))
+        c.showPage()
+    c.save()
+
+
+def timings(fn: Callable[[], None], runs: int) -> dict[str, float]:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return {"median": statistics.median(times), "max": max(times), "min": min(times)}
+
+
+def measure(name: str, pdf: Path, runs: int, tool: ModuleType) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+
+        def in_process() -> None:
+            tool.write_outputs(tool.extract(pdf), out, force=True)
+
+        def command_line() -> None:
+            proc = subprocess.run(
+                [sys.executable, str(TOOL), str(pdf), "--out", str(out), "--force"],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if proc.returncode != 0:
+                raise RuntimeError(proc.stderr)
+
+        in_process()  # warm the file cache
+        result = tool.extract(pdf)
+        api = timings(in_process, runs)
+        cli = timings(command_line, runs)
+    pages = int(result.page_count)
+    budget = BUDGET_SECONDS * pages / BUDGET_PAGES
+    return {
+        "name": name,
+        "pages": pages,
+        "found": {
+            "sections": len(result.sections),
+            "equations": len(result.equations),
+            "hyperparameter_mentions": len(result.hyperparameters),
+        },
+        "pdf_bytes": pdf.stat().st_size,
+        "extract_and_write_seconds": api,
+        "command_line_seconds": cli,
+        "seconds_per_page_command_line": cli["median"] / pages,
+        "budget_seconds_for_these_pages": budget,
+        "within_budget": cli["max"] < budget,
+    }
+
+
+def version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = parser.parse_args(argv)
+    tool = load_tool()
+    cases = []
+    with tempfile.TemporaryDirectory() as tmp:
+        synthetic = Path(tmp) / "synthetic_20_pages.pdf"
+        make_paper(synthetic, BUDGET_PAGES)
+        cases.append(measure("synthetic two-column paper", synthetic, args.runs, tool))
+    if REAL_PDF.is_file():
+        cases.append(measure("nested_learning_neurips2025.pdf", REAL_PDF, args.runs, tool))
+    report = {
+        "requirement": f"a {BUDGET_PAGES}-page paper in under {BUDGET_SECONDS:g} s (command line,"
+        " worst run), budget scaled by page count for other papers",
+        "cases": cases,
+        "all_within_budget": all(c["within_budget"] for c in cases),
+        "environment": {
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+            "cpus": os.cpu_count(),
+            "pypdfium2": version("pypdfium2"),
+        },
+        "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    for c in cases:
+        print(
+            f"{c['name']:<34} {c['pages']:>3} pages  extract+write "
+            f"{c['extract_and_write_seconds']['median']:.2f} s  command line "
+            f"{c['command_line_seconds']['median']:.2f} s (max {c['command_line_seconds']['max']:.2f})"
+            f"  budget {c['budget_seconds_for_these_pages']:.1f} s"
+        )
+    print(f"→ {args.out}")
+    return 0 if report["all_within_budget"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

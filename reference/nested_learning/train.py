@@ -1,0 +1,267 @@
+"""Train a model from a config preset.
+
+    uv run python train.py --config small                      # CPU, about a minute
+    uv run python train.py --config small --set train.lr=1e-3  # override any value
+    uv run python train.py --config small --resume             # continue from the last checkpoint
+    uv run torchrun --nproc_per_node 2 train.py --config small # data-parallel: gloo CPU, nccl CUDA
+
+Writes ``<out_dir>/metrics.csv``, ``<out_dir>/loss.png`` and ``<out_dir>/checkpoint.pt``.
+Reads top to bottom: config → devices → data → model → optimizer → (resume) → loop → plot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from nested_learning.checkpoint import (
+    CHECKPOINT_NAME,
+    capture_rng_state,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
+from nested_learning.config import ConfigError, ExperimentConfig, TrainConfig, load_config
+from nested_learning.data import TextDataset, load_text
+from nested_learning.device import autocast, autocast_dtype, get_device, grad_scaler
+from nested_learning.distributed import (
+    DistributedContext,
+    all_reduce_mean,
+    cleanup_distributed,
+    device_for,
+    init_distributed,
+)
+from nested_learning.metrics import MetricsLogger, plot_loss_curve
+from nested_learning.models import create_model
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument(
+        "--config", default="small", help="preset name (small/medium/large) or YAML path"
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set train.lr=1e-3 (repeatable)",
+    )
+    parser.add_argument("--steps", type=int, help="shortcut for --set train.steps=N")
+    parser.add_argument("--out-dir", help="shortcut for --set train.out_dir=DIR")
+    parser.add_argument("--device", help="shortcut for --set train.device=cpu|cuda|mps|auto")
+    parser.add_argument("--data", help="shortcut for --set data.path=FILE (a UTF-8 text file)")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from <out_dir>/checkpoint.pt"
+    )
+    parser.add_argument(
+        "--until",
+        type=int,
+        metavar="STEP",
+        help="stop after STEP (checkpoint saved), e.g. to fit a job time limit",
+    )
+    return parser.parse_args(argv)
+
+
+def build_config(args: argparse.Namespace) -> ExperimentConfig:
+    shortcuts = {
+        "steps": "train.steps",
+        "out_dir": "train.out_dir",
+        "device": "train.device",
+        "data": "data.path",
+    }
+    overrides = list(args.overrides)
+    for attr, key in shortcuts.items():
+        if getattr(args, attr) is not None:
+            overrides.append(f"{key}={getattr(args, attr)}")
+    return load_config(args.config, overrides)
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warmup to ``lr``, then cosine decay to ``min_lr`` at ``steps``."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1.0 + math.cos(math.pi * progress))
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW; weight decay on matrices only (not on biases, norms or 1-d parameters)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
+
+
+def lm_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy; logits ``[B, T, V]``, targets ``[B, T]``."""
+    logits = model(x)
+    return F.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, data: TextDataset, cfg: TrainConfig, device: torch.device, dtype: torch.dtype
+) -> float:
+    """Mean validation loss over ``eval_batches`` fixed batches (same batches every evaluation)."""
+    model.eval()
+    generator = torch.Generator().manual_seed(cfg.seed)
+    losses = []
+    for _ in range(cfg.eval_batches):
+        x, y = data.get_batch("val", cfg.batch_size, cfg.seq_len, generator, device)
+        with autocast(device, dtype):
+            losses.append(lm_loss(model, x, y).item())
+    model.train()
+    return sum(losses) / len(losses)
+
+
+def train(cfg: ExperimentConfig, ctx: DistributedContext, resume: bool, until: int | None) -> float:
+    """Run the loop; returns the last validation loss."""
+    tc = cfg.train
+    device = device_for(ctx, get_device(tc.device))
+    dtype = autocast_dtype(device, tc.dtype)
+    random.seed(tc.seed + ctx.rank)
+    torch.manual_seed(tc.seed + ctx.rank)  # each rank draws different batches
+    data_generator = torch.Generator().manual_seed(tc.seed + ctx.rank)
+
+    data = TextDataset(load_text(cfg.data.path), cfg.data.val_fraction)
+    model = create_model(**cfg.model).to(device)
+    ddp_model: nn.Module = model
+    if ctx.enabled:
+        ddp_model = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    optimizer = make_optimizer(model, tc)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_at(s, tc) / tc.lr)
+    scaler = grad_scaler(device, dtype)
+
+    out_dir = Path(tc.out_dir)
+    checkpoint_path = out_dir / CHECKPOINT_NAME
+    start = 0
+    if resume:
+        state = load_checkpoint(checkpoint_path, map_location=device)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        restore_rng_state(
+            state["rng"][ctx.rank] if ctx.rank < len(state["rng"]) else state["rng"][0],
+            data_generator,
+        )
+        start = int(state["step"])
+    logger = (
+        MetricsLogger(out_dir / "metrics.csv", resume_step=start if resume else None)
+        if ctx.is_main
+        else None
+    )
+
+    def save(step: int) -> None:
+        rng = [capture_rng_state(data_generator)]
+        if ctx.enabled:  # every rank's RNG, so a resumed DDP run draws the same batches
+            gathered: list[object] = [None] * ctx.world_size
+            torch.distributed.all_gather_object(gathered, rng[0])
+            rng = gathered  # type: ignore[assignment]
+        if ctx.is_main:
+            save_checkpoint(
+                checkpoint_path,
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "step": step,
+                    "rng": rng,
+                    "config": cfg.to_dict(),
+                    "world_size": ctx.world_size,
+                },
+            )
+
+    n_params = sum(p.numel() for p in model.parameters())
+    if ctx.is_main:
+        print(
+            f"model: {n_params / 1e6:.2f}M parameters | device: {device} | dtype: {dtype} | "
+            f"world size: {ctx.world_size}"
+        )
+    stop = min(tc.steps, until) if until is not None else tc.steps
+    val_loss = float("nan")
+    progress = tqdm(
+        range(start, stop),
+        initial=start,
+        total=stop,
+        disable=not ctx.is_main,
+        desc="train",
+        dynamic_ncols=True,
+    )
+    tick, last_logged = time.perf_counter(), start
+    for step in progress:
+        x, y = data.get_batch("train", tc.batch_size, tc.seq_len, data_generator, device)
+        with autocast(device, dtype):
+            loss = lm_loss(ddp_model, x, y)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        lr = scheduler.get_last_lr()[0]
+        scheduler.step()
+        done = step + 1
+        if done % tc.log_interval == 0 or done == stop:
+            mean_loss = all_reduce_mean(loss.item(), ctx, device)
+            elapsed = time.perf_counter() - tick
+            tokens = (done - last_logged) * tc.batch_size * tc.seq_len * ctx.world_size
+            tick, last_logged = time.perf_counter(), done
+            progress.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}")
+            if logger:
+                logger.log(done, "train", mean_loss, lr, tokens / elapsed)
+        if done % tc.eval_interval == 0 or done == tc.steps:
+            val_loss = evaluate(model, data, tc, device, dtype)
+            if logger:
+                logger.log(done, "val", val_loss, lr)
+        if done % tc.checkpoint_interval == 0 or done == stop:
+            save(done)
+    if logger:
+        plot_loss_curve(logger.path, out_dir / "loss.png")
+        print(f"done: step {stop}/{tc.steps} | val loss {val_loss:.4f} | {out_dir}/")
+    return val_loss
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        cfg = build_config(args)
+        create_model(**cfg.model)  # fail on a bad model section before any work starts
+        if cfg.data.path is not None and not Path(cfg.data.path).is_file():
+            raise FileNotFoundError(f"data file not found: {cfg.data.path}; pass a UTF-8 text file")
+        if args.resume and not (Path(cfg.train.out_dir) / CHECKPOINT_NAME).is_file():
+            raise FileNotFoundError(
+                f"--resume: no checkpoint in {cfg.train.out_dir}; run without --resume first"
+            )
+    except (ConfigError, ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    ctx = init_distributed(cfg.train.device)
+    try:
+        train(cfg, ctx, args.resume, args.until)
+    finally:
+        cleanup_distributed(ctx)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
