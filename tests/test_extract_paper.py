@@ -24,9 +24,9 @@ import pytest
 pytest.importorskip("pypdfium2", reason="the extractor needs pypdfium2 (dependency group 'paper')")
 pytest.importorskip("reportlab", reason="the synthetic test PDFs are generated with reportlab")
 
-from reportlab.lib.pagesizes import letter  # noqa: E402
-from reportlab.lib.utils import simpleSplit  # noqa: E402
-from reportlab.pdfgen import canvas  # noqa: E402
+from reportlab.lib.pagesizes import letter
+from reportlab.lib.utils import simpleSplit
+from reportlab.pdfgen import canvas
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOL_PATH = ROOT / "template" / "tools" / "extract_paper.py"
@@ -90,7 +90,7 @@ class PaperWriter:
     def __init__(self, path: Path, title: str, columns: int = 2) -> None:
         self.c = canvas.Canvas(str(path), pagesize=letter)
         self.cols = columns
-        self.width = (PAGE_W - 2 * MARGIN - GUTTER * (columns - 1)) / columns
+        self.width = float((PAGE_W - 2 * MARGIN - GUTTER * (columns - 1)) / columns)
         self.page, self.col = 1, 0
         self.planted = Planted(title=title)
         self.c.setFont("Helvetica-Bold", 16)
@@ -149,11 +149,18 @@ class PaperWriter:
         return page
 
     # -- planted items -----------------------------------------------------------------------
-    def heading(self, number: str, title: str) -> None:
+    def heading(self, number: str, title: str, wrap_after: str = "") -> None:
+        """A bold section heading; `wrap_after` breaks it onto a second line after that word."""
         self.y -= 6
-        self.need(3 * LEADING)
+        self.need(4 * LEADING)
         text = f"{number} {title}" if number else title
-        self.planted.sections.append((number, title, self.line(text, ("Helvetica-Bold", 11.0))))
+        first, _, second = text.partition(f"{wrap_after} ") if wrap_after else (text, "", "")
+        font = ("Helvetica-Bold", 11.0)
+        page = self.line(first.strip() if not second else f"{first}{wrap_after}", font)
+        if second:
+            self.y += 1  # headings wrap with a tighter leading
+            self.line(second, font)
+        self.planted.sections.append((number, title, page))
         self.y -= 2
 
     def equation(self, number: str, text: str, intro: str) -> None:
@@ -360,7 +367,7 @@ def write_full_paper(path: Path) -> Planted:
     w.line("[1] A. Author. Gated recurrent networks revisited. Journal of Examples, 2020.")
     w.line("[2] B. Writer. Scaling recurrent models to 7B parameters. Proceedings, 2021.")
     w.line("[3] C. Person. A memory block module and optimizer study. Notes, 2019.")
-    w.heading("A", "Training Details")
+    w.heading("A", "Training Details and the Settings Shared by All Runs", wrap_after="the")
     w.para(filler(6, 4))
     return w.save()
 
@@ -532,6 +539,42 @@ def test_plain_paper_invents_nothing(plain: Synthetic, tmp_path: Path) -> None:
     text = checklist.read_text(encoding="utf-8")
     assert "- [ ]" not in text and "| Parameter |" not in text
     assert text.count("_None found in the extracted text._") == 9
+
+
+def scan_hyperparameters(*texts: str) -> set[tuple[str, str]]:
+    """Run the hyperparameter patterns over lines of running text on one page."""
+    lines = [tool.Line(1, t, 10.0, 0.0, "", None, 700.0 - 12 * k) for k, t in enumerate(texts)]
+    parser = tool._Parser([lines])
+    parser.run()
+    return {(h.name, h.value) for h in tool._hyperparameters(tool._Flow(parser))}
+
+
+@pytest.mark.parametrize(
+    ("texts", "expected"),
+    [
+        (
+            ["We use a sequence length of 2048 tokens and a batch size of 512 sequences."],
+            {("sequence length", "2048"), ("batch size", "512")},
+        ),
+        (
+            ["with a peak learning rate of 3 × 10−4 and 2,000 warmup steps over the run"],
+            {("learning rate", "3 × 10−4"), ("warmup", "2,000")},
+        ),
+        (
+            [
+                "We apply dropout of 10% after every block of the network we trained for",
+                "3 epochs.",
+            ],
+            {("dropout", "10%"), ("epochs", "3")},
+        ),
+        (["simple MLPs with LM ≥ 1 layers and residual connections as the memory"], set()),
+        (["the adaptive learning rate of ηt+1, and we let learning rate ηt = 1 here"], set()),
+        (["as shown in Figure 3B and Table 2, the gate is sparse in all settings"], set()),
+        (["Dropout 0.1", "Warmup steps 2000"], {("dropout", "0.1"), ("warmup", "2000")}),
+    ],
+)
+def test_hyperparameter_patterns(texts: list[str], expected: set[tuple[str, str]]) -> None:
+    assert scan_hyperparameters(*texts) == expected
 
 
 # ----------------------------------------------------------------------------------------------

@@ -156,7 +156,7 @@ def test_a_person_uses_the_demo_in_a_real_browser(demo_server: str, tmp_path: Pa
 
     with sync_playwright() as p:
         browser = p.chromium.launch(
-            executable_path=chromium, args=[*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'u'}"]
+            executable_path=chromium, args=CHROMIUM_FLAGS  # Playwright makes a fresh profile
         )
         page = browser.new_page(viewport={"width": 1100, "height": 900})
         page.goto(demo_server, wait_until="networkidle")
