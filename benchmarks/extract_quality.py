@@ -293,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     results = measure(args.pdf, args.reference, args.repeats)
     report = {
         "pdf": args.pdf.name,
-        "reference": f"{args.reference.name} (third-party transcription, used for measurement only)",
+        "reference": f"{args.reference.name} (a third-party transcription, for measuring only)",
         "metrics": __doc__.split("Metrics, each computed on the backend's raw output:")[1].strip(),
         "results": results,
         "chosen": choose(results),

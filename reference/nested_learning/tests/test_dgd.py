@@ -7,6 +7,11 @@ from nested_learning.core.dgd import DGD, dgd_batch_update, dgd_step_size, dgd_u
 DT = torch.float64
 
 
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
 def prox_argmin(W, X, U, eta):
     """argmin_W 1/2 mean_b ||W x_b - u_b||^2 + 1/(2 eta)||W - W_t||^2 by a dense linear solve.
 

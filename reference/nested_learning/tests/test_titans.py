@@ -7,6 +7,13 @@ import torch.nn.functional as F
 from nested_learning.core.titans import SelfModifyingTitans, TitansConfig, TitansState
 
 DT = torch.float64
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
 OTHER = ("k", "v", "eta", "alpha")
 ACT = {"silu": F.silu, "gelu": F.gelu, "tanh": torch.tanh}
 

@@ -238,9 +238,10 @@ def dgd_chunk_update(
         return x.flatten(-3, -2) if fold else x
 
     def unmat(x: Tensor) -> Tensor:
-        return x.unflatten(-2, (-1, h)) if fold else x
+        return x.reshape(*x.shape[:-2], -1, h, x.shape[-1]) if fold else x
 
-    log_g = torch.log(alpha).cumsum(-1)  # [..., C]
+    # log-space decays; the clamp keeps alpha = 0 (saturated sigmoid) from giving -inf - -inf
+    log_g = torch.log(alpha.clamp_min(torch.finfo(alpha.dtype).tiny)).cumsum(-1)  # [..., C]
     lower = _tril(n, k)
     gam = torch.exp((log_g[..., :, None] - log_g[..., None, :]).masked_fill(~lower, -torch.inf))
     g_last = torch.exp(log_g[..., -1])[..., None, None]
@@ -252,8 +253,7 @@ def dgd_chunk_update(
     else:
         d_mat, c = gam, torch.zeros_like(log_g)
     d_last = d_mat[..., -1, :]  # D[C, i]
-    # fused a*x + y forms (addcmul / add with alpha) keep weight-sized passes to a minimum
-    new_w1 = torch.addcmul((per_mem(-d_last * eta)[..., None] * r).mT @ a, per_mem(g_last), w1)
+    new_w1 = per_mem(g_last) * w1 - (per_mem(d_last * eta)[..., None] * r).mT @ a
     eu = rows(per_mem(eta)[..., None] * u)  # [..., C, (M*)h]
     w2r = mat(w2)
     coef = -d_last[..., None] * eu  # new W2 = g_C W2 + c_C S2 + coef^T K
@@ -262,22 +262,24 @@ def dgd_chunk_update(
         tri = torch.eye(n, dtype=k.dtype, device=k.device) + eta[..., None] * (
             _shift_rows(gam) * kk
         )
-        rhs = torch.exp(_shift_vec(log_g))[..., None] * (k @ w2r.mT) - (_shift_rows(d_mat) * kk) @ eu
+        rhs = (
+            torch.exp(_shift_vec(log_g))[..., None] * (k @ w2r.mT) - (_shift_rows(d_mat) * kk) @ eu
+        )
         if m2 is not None:
             rhs = rhs + _shift_vec(c)[..., None] * (k @ mat(m2).mT)
         f = torch.linalg.solve_triangular(
             tri, -eta[..., None] * rhs, upper=False, unitriangular=True
         )
         coef = coef + gam[..., -1, :, None] * f
-    new_w2 = torch.addcmul(coef.mT @ k, g_last, w2r)
+    new_w2 = g_last * w2r + coef.mT @ k
     if m1 is None or m2 is None:
         return FastWeights(new_w1, unmat(new_w2), m1, m2)
     c_last = c[..., -1, None, None]
-    new_w1 = torch.addcmul(new_w1, per_mem(c_last), m1)
-    new_w2 = torch.addcmul(new_w2, c_last, mat(m2))
+    new_w1 = new_w1 + per_mem(c_last) * m1
+    new_w2 = new_w2 + c_last * mat(m2)
     b_rev = beta ** torch.arange(n - 1, -1, -1, device=k.device, dtype=k.dtype)
-    new_m1 = torch.add((per_mem(-b_rev * eta)[..., None] * r).mT @ a, m1, alpha=beta**n)
-    new_m2 = torch.add((-b_rev[:, None] * eu).mT @ k, mat(m2), alpha=beta**n)
+    new_m1 = beta**n * m1 - (per_mem(b_rev * eta)[..., None] * r).mT @ a
+    new_m2 = beta**n * mat(m2) - (b_rev[:, None] * eu).mT @ k
     return FastWeights(new_w1, unmat(new_w2), new_m1, unmat(new_m2))
 
 

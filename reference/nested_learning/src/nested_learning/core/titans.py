@@ -37,7 +37,11 @@ Design choices where the paper is silent or wrong (also listed in docs/ALGORITHM
 * **Meta-learning.** Initial states are per-head ``nn.Parameter`` shared over the batch and
   learned through the unrolled writes. ``first_order=True`` detaches the write increments
   (``W_c = W_{c-1} + sg(Delta_c)``): the initial states still get the gradient of every read
-  (straight-through), but nothing flows through the inner update; the memory-bound switch.
+  (straight-through), but nothing flows through the inner update, so no write is kept for
+  backward (the memory-bound switch). Caveat: k, v, eta, alpha reach the output *only* through
+  ``M_mem``'s writes, so in this mode ``M_k, M_v, M_eta, M_alpha`` (and ``W_in``, or ``W_k, W_v,
+  W_eta, W_alpha`` in the baseline) receive no outer gradient at all; only q, the output path and
+  ``M_mem``'s initial state learn.
 * **Calls in pieces.** Chunks restart at every call. A trailing partial chunk is read with its
   snapshot and then written (flushed), so splitting a sequence into pieces whose lengths are
   multiples of both chunk sizes gives exactly the whole-sequence outputs.
@@ -83,7 +87,7 @@ class TitansConfig:
     eta_scale: float = 0.1  # eta in (0, eta_scale)
     momentum: bool = True
     momentum_beta: float = 0.9
-    first_order: bool = False
+    first_order: bool = False  # detach write increments (see module docstring caveat)
     self_modifying: bool = True
     dgd: bool = True  # False: plain GD + retention ("w/o DGD" ablation)
     retention: bool = True  # False: alpha = 1 ("w/o weight decay" ablation)
@@ -234,6 +238,7 @@ class SelfModifyingTitans(nn.Module):
                 mems[n] = FastWeights(w1, w2)
         d, w = self.config.d_model, self.config.conv_window
         dtype = dtype if dtype is not None else self.init_w1["mem"].dtype
+        device = device if device is not None else self.init_w1["mem"].device
         tail = torch.zeros(batch_size, w - 1, d, device=device, dtype=dtype)
         return TitansState(mems, tail)
 

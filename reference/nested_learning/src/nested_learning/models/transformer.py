@@ -1,9 +1,9 @@
-"""A small decoder-only Transformer language model (Vaswani et al., 2017).
+"""Transformer++ baseline (the "Transformer++" rows of arXiv 2512.24695 Tables 1-2).
 
-THE EXAMPLE TO REPLACE: this is the sample paper's architecture, written in the patterns the rest of
-the project expects (a config dataclass with small defaults, ``forward(tokens) -> logits``,
-equations with their numbers in docstrings). Put your paper's architecture here or beside it, and
-point ``create_model`` in ``models/__init__.py`` at it.
+Llama-style decoder-only LM: pre-norm RMSNorm, rotary position embeddings (RoPE), SwiGLU MLP, no
+biases, tied input/output embeddings. The pieces here (:func:`check_tokens`, :class:`Rotary`,
+:class:`SwiGLU`, :class:`CausalSelfAttention` with its KV cache) are shared with Hope-Attention
+(:mod:`nested_learning.models.hope`) and the Titans baseline.
 """
 
 from __future__ import annotations
@@ -12,104 +12,198 @@ import math
 from dataclasses import dataclass
 
 import torch
-from torch import nn
+import torch.nn.functional as F
+from torch import Tensor, nn
 
-from ..core.attention import MultiHeadAttention
+
+def check_positive(section: str, obj: object, names: tuple[str, ...]) -> None:
+    """Raise ``ValueError("model.<name> must be > 0 ...")`` for the first non-positive field."""
+    for name in names:
+        value = getattr(obj, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ValueError(f"{section}.{name} must be an integer > 0 (got {value!r})")
+
+
+def check_heads(d_model: int, n_heads: int, rope: bool) -> None:
+    """Heads must split d_model evenly; RoPE rotates pairs of channels, so d_head must be even."""
+    if d_model % n_heads != 0:
+        raise ValueError(f"model.n_heads ({n_heads}) must divide model.d_model ({d_model})")
+    if rope and (d_model // n_heads) % 2:
+        raise ValueError(
+            f"model.d_model / model.n_heads = {d_model // n_heads} must be even for RoPE"
+        )
+
+
+def check_tokens(tokens: Tensor, vocab_size: int, max_seq_len: int) -> None:
+    """Reject malformed input loudly instead of wrapping or truncating it.
+
+    Raises:
+        ValueError: ``tokens`` is not ``[B, T]``, ``T > max_seq_len``, or an id is outside
+            ``[0, vocab_size)``.
+    """
+    if tokens.dim() != 2:
+        raise ValueError(f"tokens must be [batch, time] (got shape {tuple(tokens.shape)})")
+    if tokens.dtype.is_floating_point or tokens.dtype == torch.bool:
+        raise ValueError(f"tokens must be an integer tensor (got {tokens.dtype})")
+    t = tokens.size(1)
+    if t > max_seq_len:
+        raise ValueError(
+            f"sequence length {t} exceeds model.max_seq_len={max_seq_len}; "
+            "crop the input or raise max_seq_len"
+        )
+    if tokens.numel() and (tokens.min() < 0 or tokens.max() >= vocab_size):
+        raise ValueError(
+            f"token ids must be in [0, {vocab_size}) "
+            f"(got min {int(tokens.min())}, max {int(tokens.max())})"
+        )
+
+
+class Rotary(nn.Module):
+    """RoPE (Su et al., 2021): rotate channel pairs ``(x_i, x_{i+d/2})`` of q and k by the angle
+    ``pos · base^(-2i/d)``, so ``q_m · k_n`` depends on positions only through ``m - n``."""
+
+    cos: Tensor
+    sin: Tensor
+
+    def __init__(self, d_head: int, max_seq_len: int, base: float = 10000.0) -> None:
+        super().__init__()
+        inv_freq = base ** (-torch.arange(0, d_head, 2, dtype=torch.float32) / d_head)
+        angles = torch.outer(torch.arange(max_seq_len, dtype=torch.float32), inv_freq)
+        self.register_buffer("cos", angles.cos(), persistent=False)  # [T_max, d_head/2]
+        self.register_buffer("sin", angles.sin(), persistent=False)
+
+    def forward(self, x: Tensor, offset: int = 0) -> Tensor:
+        """``x [B, H, T, d_head]`` at absolute positions ``offset … offset+T-1`` → same shape."""
+        t = x.size(-2)
+        cos = self.cos[offset : offset + t].to(x.dtype)
+        sin = self.sin[offset : offset + t].to(x.dtype)
+        x1, x2 = x.chunk(2, dim=-1)
+        return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+
+
+class SwiGLU(nn.Module):
+    """``W_down (SiLU(W_gate x) ⊙ W_up x)`` (Shazeer, 2020), no biases."""
+
+    def __init__(self, d_model: int, d_ff: int) -> None:
+        super().__init__()
+        self.gate_up = nn.Linear(d_model, 2 * d_ff, bias=False)
+        self.down = nn.Linear(d_ff, d_model, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``[B, T, d_model]`` → ``[B, T, d_model]``."""
+        gate, up = self.gate_up(x).chunk(2, dim=-1)
+        out: Tensor = self.down(F.silu(gate) * up)
+        return out
+
+
+KVCache = tuple[Tensor, Tensor]  # keys, values [B, H, T_past, d_head] (RoPE already applied)
+
+
+class CausalSelfAttention(nn.Module):
+    """Causal softmax attention with RoPE and an optional KV cache (for segment-wise processing).
+
+    ``softmax(q kᵀ / √d_head + mask) v`` where query ``i`` (absolute position ``offset + i``) sees
+    keys ``j ≤ offset + i``: the cached past plus the causal part of the current segment.
+    """
+
+    def __init__(self, d_model: int, n_heads: int, max_seq_len: int, rope_base: float) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.qkv = nn.Linear(d_model, 3 * d_model, bias=False)
+        self.out = nn.Linear(d_model, d_model, bias=False)
+        self.rotary = Rotary(d_model // n_heads, max_seq_len, rope_base)
+
+    def forward(self, x: Tensor, cache: KVCache | None = None) -> tuple[Tensor, KVCache]:
+        """``x [B, T, d]`` following ``cache`` (``None`` = start of the sequence).
+
+        Returns:
+            ``([B, T, d], cache extended by this segment's keys and values)``.
+        """
+        b, t, d = x.shape
+        past = 0 if cache is None else cache[0].size(2)
+        q, k, v = self.qkv(x).view(b, t, 3, self.n_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+        q, k = self.rotary(q, past), self.rotary(k, past)
+        if cache is not None:
+            k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
+        if past == 0:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:  # bottom-right aligned causal mask: query i sees keys j <= past + i
+            keep = torch.ones(t, past + t, dtype=torch.bool, device=x.device).tril(past)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=keep)
+        out: Tensor = self.out(y.transpose(1, 2).reshape(b, t, d))
+        return out, (k, v)
 
 
 @dataclass
 class TransformerConfig:
-    """Sizes of the model; the defaults are the small CPU size (about 0.4 M parameters)."""
+    """Sizes of the Transformer++ baseline; the defaults are the small CPU size."""
 
     vocab_size: int = 256
     d_model: int = 128
-    n_layers: int = 2
+    n_layers: int = 4
     n_heads: int = 4
     d_ff: int = 512
-    max_seq_len: int = 256
-    dropout: float = 0.0
-    norm_first: bool = (
-        False  # the paper is post-norm (Sec. 3.1); pre-norm trains deep stacks better
-    )
+    max_seq_len: int = 512
+    rope_base: float = 10000.0
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "d_model", "n_layers", "n_heads", "d_ff", "max_seq_len"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"model.{name} must be > 0 (got {getattr(self, name)})")
-        if self.d_model % self.n_heads != 0:
-            raise ValueError(
-                f"model.n_heads ({self.n_heads}) must divide model.d_model ({self.d_model})"
-            )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"model.dropout must be in [0, 1) (got {self.dropout})")
-
-
-def sinusoidal_positions(max_len: int, d_model: int) -> torch.Tensor:
-    """Sec. 3.5: ``PE(pos, 2i) = sin(pos / 10000^(2i/d))``, ``PE(pos, 2i+1) = cos(...)``.
-
-    Returns ``[max_len, d_model]``.
-    """
-    pos = torch.arange(max_len, dtype=torch.float32).unsqueeze(1)
-    inv_freq = torch.exp(-math.log(10000.0) * torch.arange(0, d_model, 2).float() / d_model)
-    table = torch.zeros(max_len, d_model)
-    table[:, 0::2] = torch.sin(pos * inv_freq)
-    table[:, 1::2] = torch.cos(pos * inv_freq)[:, : d_model // 2]
-    return table
-
-
-class FeedForward(nn.Module):
-    """Eq. 2: ``FFN(x) = max(0, x W_1 + b_1) W_2 + b_2``."""
-
-    def __init__(self, d_model: int, d_ff: int, dropout: float) -> None:
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(d_model, d_ff), nn.ReLU(), nn.Linear(d_ff, d_model), nn.Dropout(dropout)
+        check_positive(
+            "model", self, ("vocab_size", "d_model", "n_layers", "n_heads", "d_ff", "max_seq_len")
         )
+        check_heads(self.d_model, self.n_heads, rope=True)
+        if not self.rope_base > 1.0:
+            raise ValueError(f"model.rope_base must be > 1 (got {self.rope_base})")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)  # type: ignore[no-any-return]
 
-
-class DecoderBlock(nn.Module):
-    """Sec. 3.1: each sub-layer is wrapped as ``LayerNorm(x + Sublayer(x))``."""
+class TransformerBlock(nn.Module):
+    """Pre-norm: ``x += Attn(RMSNorm(x))``, then ``x += SwiGLU(RMSNorm(x))``."""
 
     def __init__(self, config: TransformerConfig) -> None:
         super().__init__()
-        self.norm_first = config.norm_first
-        self.attn = MultiHeadAttention(config.d_model, config.n_heads, config.dropout)
-        self.ffn = FeedForward(config.d_model, config.d_ff, config.dropout)
-        self.norm1 = nn.LayerNorm(config.d_model)
-        self.norm2 = nn.LayerNorm(config.d_model)
-        self.drop = nn.Dropout(config.dropout)
+        c = config
+        self.norm1 = nn.RMSNorm(c.d_model, eps=1e-6)
+        self.attn = CausalSelfAttention(c.d_model, c.n_heads, c.max_seq_len, c.rope_base)
+        self.norm2 = nn.RMSNorm(c.d_model, eps=1e-6)
+        self.mlp = SwiGLU(c.d_model, c.d_ff)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: Tensor) -> Tensor:
         """``[B, T, d_model]`` → ``[B, T, d_model]``."""
-        if self.norm_first:
-            x = x + self.drop(self.attn(self.norm1(x)))
-            out: torch.Tensor = x + self.ffn(self.norm2(x))
-            return out
-        x = self.norm1(x + self.drop(self.attn(x)))
-        return self.norm2(x + self.ffn(x))  # type: ignore[no-any-return]
+        x = x + self.attn(self.norm1(x))[0]
+        out: Tensor = x + self.mlp(self.norm2(x))
+        return out
+
+
+class TokenEmbedding(nn.Module):
+    """Tied embedding / LM head shared by every model here: ``E[tokens] · √d`` in (unit-RMS stream),
+    ``RMSNorm(x) Eᵀ`` out; ``E ~ N(0, 1/d)`` so the initial logits have unit scale."""
+
+    def __init__(self, vocab_size: int, d_model: int) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, d_model)
+        self.final_norm = nn.RMSNorm(d_model, eps=1e-6)
+        self.scale = math.sqrt(d_model)
+        nn.init.normal_(self.embed.weight, std=d_model**-0.5)
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        """``[B, T]`` ids → ``[B, T, d_model]``."""
+        out: Tensor = self.embed(tokens) * self.scale
+        return out
+
+    def logits(self, x: Tensor) -> Tensor:
+        """``[B, T, d_model]`` → ``[B, T, vocab_size]``."""
+        return F.linear(self.final_norm(x), self.embed.weight)
 
 
 class Transformer(nn.Module):
-    """Embedding (× √d_model, Sec. 3.4) + positions + decoder blocks + tied LM head."""
+    """Transformer++: tied embedding → pre-norm blocks → RMSNorm → tied LM head."""
 
     def __init__(self, config: TransformerConfig) -> None:
         super().__init__()
         self.config = config
-        self.embed = nn.Embedding(config.vocab_size, config.d_model)
-        self.register_buffer(
-            "positions", sinusoidal_positions(config.max_seq_len, config.d_model), persistent=False
-        )
-        self.blocks = nn.ModuleList(DecoderBlock(config) for _ in range(config.n_layers))
-        self.final_norm = nn.LayerNorm(config.d_model) if config.norm_first else nn.Identity()
-        self.drop = nn.Dropout(config.dropout)
-        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
-        self.lm_head.weight = self.embed.weight  # Sec. 3.4: shared embedding / pre-softmax weights
-        nn.init.normal_(self.embed.weight, std=config.d_model**-0.5)
+        self.tokens = TokenEmbedding(config.vocab_size, config.d_model)
+        self.blocks = nn.ModuleList(TransformerBlock(config) for _ in range(config.n_layers))
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+    def forward(self, tokens: Tensor) -> Tensor:
         """Next-token logits.
 
         Args:
@@ -118,22 +212,8 @@ class Transformer(nn.Module):
         Returns:
             ``[B, T, vocab_size]``.
         """
-        if tokens.dim() != 2:
-            raise ValueError(f"tokens must be [batch, time] (got shape {tuple(tokens.shape)})")
-        t = tokens.size(1)
-        if t > self.config.max_seq_len:
-            raise ValueError(
-                f"sequence length {t} exceeds model.max_seq_len={self.config.max_seq_len}; "
-                "crop the input or raise max_seq_len"
-            )
-        if tokens.numel() and (tokens.min() < 0 or tokens.max() >= self.config.vocab_size):
-            raise ValueError(
-                f"token ids must be in [0, {self.config.vocab_size}) "
-                f"(got min {int(tokens.min())}, max {int(tokens.max())})"
-            )
-        positions: torch.Tensor = self.positions  # type: ignore[assignment]
-        x = self.embed(tokens) * math.sqrt(self.config.d_model) + positions[:t]
-        x = self.drop(x)
+        check_tokens(tokens, self.config.vocab_size, self.config.max_seq_len)
+        x = self.tokens(tokens)
         for block in self.blocks:
             x = block(x)
-        return self.lm_head(self.final_norm(x))  # type: ignore[no-any-return]
+        return self.tokens.logits(x)
