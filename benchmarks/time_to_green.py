@@ -41,25 +41,48 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.repeats):
             dst = Path(tmp) / f"p{i}"
-            copies.append(timed([sys.executable, "-m", "copier", "copy", "--trust", "--defaults",
-                                 "--vcs-ref", "HEAD", str(ROOT), str(dst)], ROOT))
-            suites.append(timed(["uv", "run", "pytest", "-m", "not slow", "-q",
-                                 "-p", "no:cacheprovider"], dst))
+            copies.append(
+                timed(
+                    [
+                        sys.executable,
+                        "-m",
+                        "copier",
+                        "copy",
+                        "--trust",
+                        "--defaults",
+                        "--vcs-ref",
+                        "HEAD",
+                        str(ROOT),
+                        str(dst),
+                    ],
+                    ROOT,
+                )
+            )
+            suites.append(
+                timed(
+                    ["uv", "run", "pytest", "-m", "not slow", "-q", "-p", "no:cacheprovider"], dst
+                )
+            )
     result = {
         "time_to_green_s": round(min(copies), 1),
         "fast_suite_s": round(min(suites), 1),
-        "runs": {"copy_with_setup_s": [round(t, 1) for t in copies],
-                 "fast_suite_s": [round(t, 1) for t in suites]},
+        "runs": {
+            "copy_with_setup_s": [round(t, 1) for t in copies],
+            "fast_suite_s": [round(t, 1) for t in suites],
+        },
         "targets": TARGETS,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
         "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "note": "best of the repeats; warm uv cache; setup includes the fast tests once",
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
-    ok = all(result[k] <= v for k, v in TARGETS.items())
+    ok = min(copies) <= TARGETS["time_to_green_s"] and min(suites) <= TARGETS["fast_suite_s"]
     print("targets met" if ok else "targets NOT met")
     return 0
 

@@ -1,7 +1,7 @@
 """Post-copy setup of a rendered paper-to-code project (run by copier's `_tasks`, on copy only).
 
 Steps, each reported on one line:
-  1. extract the paper (when `paper_pdf` was given): copy it to paper/ and run tools/extract_paper.py
+  1. extract the paper (when `paper_pdf` was given): copy it to paper/, run tools/extract_paper.py
   2. `git init` when the project is not inside a git work tree
   3. `uv sync` (creates .venv and uv.lock)
   4. `uv export` → requirements.txt for people without uv
@@ -11,7 +11,7 @@ Steps, each reported on one line:
 Bad input (a paper PDF that does not exist or cannot be read) fails the copy with one message, and
 copier removes the half-made project. A setup step that fails (no uv, no network, a failing test)
 does NOT fail the copy: the project stays, and one message says what failed and how to continue.
-Set PAPER_TO_CODE_STRICT=1 to turn setup failures into a non-zero exit (the template's own tests do).
+PAPER_TO_CODE_STRICT=1 turns setup failures into a non-zero exit (the template's tests set it).
 Standard library only: it runs on the Python that runs copier.
 """
 
@@ -36,12 +36,12 @@ def say(message: str) -> None:
 
 
 def clean_env() -> dict[str, str]:
-    """The caller's environment minus an active virtualenv (uv would warn and may use the wrong one)."""
+    """The environment minus an active virtualenv (uv would warn and may use the wrong one)."""
     return {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "CONDA_PREFIX")}
 
 
 def run(cmd: list[str], what: str, fix: str, quiet: bool = True) -> str:
-    """Run ``cmd`` in the project; raise :class:`StepFailed` naming ``what`` and ``fix`` on failure."""
+    """Run ``cmd``; on failure raise :class:`StepFailed` naming ``what`` and ``fix``."""
     try:
         result = subprocess.run(cmd, capture_output=quiet, text=True, env=clean_env(), check=False)
     except FileNotFoundError as err:
@@ -55,8 +55,9 @@ def run(cmd: list[str], what: str, fix: str, quiet: bool = True) -> str:
 def inside_git_work_tree() -> bool:
     if shutil.which("git") is None:
         return False
-    probe = subprocess.run(["git", "rev-parse", "--is-inside-work-tree"], capture_output=True,
-                           text=True, check=False)
+    probe = subprocess.run(
+        ["git", "rev-parse", "--is-inside-work-tree"], capture_output=True, text=True, check=False
+    )
     return probe.returncode == 0 and probe.stdout.strip() == "true"
 
 
@@ -79,17 +80,27 @@ def extract_paper(path_text: str) -> None:
     """Copy the PDF into paper/ and write paper/paper.md and docs/CHECKLIST.md from it."""
     pdf = resolve_pdf(path_text)
     if not pdf.is_file():
-        raise SystemExit(f"paper_pdf: no file at {pdf}. Pass the path of the paper's PDF "
-                         "(absolute, or relative to where you run copier), or leave it empty.")
+        raise SystemExit(
+            f"paper_pdf: no file at {pdf}. Pass the path of the paper's PDF "
+            "(absolute, or relative to where you run copier), or leave it empty."
+        )
     Path("paper").mkdir(exist_ok=True)
     target = Path("paper") / pdf.name
     shutil.copyfile(pdf, target)
     say(f"extracting {target} → paper/paper.md, docs/CHECKLIST.md")
     # The extractor needs pdfminer.six and pypdfium2; uv brings them without touching the project.
-    runner = (["uv", "run", "--no-project", "--with", "pdfminer.six", "--with", "pypdfium2", "python"]
-              if shutil.which("uv") else [sys.executable])
-    result = subprocess.run([*runner, "tools/extract_paper.py", str(target)],
-                            capture_output=True, text=True, env=clean_env(), check=False)
+    runner = (
+        ["uv", "run", "--no-project", "--with", "pdfminer.six", "--with", "pypdfium2", "python"]
+        if shutil.which("uv")
+        else [sys.executable]
+    )
+    result = subprocess.run(
+        [*runner, "tools/extract_paper.py", str(target)],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        check=False,
+    )
     if result.returncode != 0:
         message = (result.stderr.strip().splitlines() or ["unknown error"])[-1]
         raise SystemExit(f"paper_pdf: could not extract {pdf.name}: {message}")
@@ -105,23 +116,44 @@ def setup(run_setup: bool) -> list[str]:
     if not run_setup:
         return ["uv sync", *next_steps]
     if shutil.which("uv") is None:
-        raise StepFailed("uv is not installed, so the environment was not created. Install it "
-                         "(https://docs.astral.sh/uv/ or `pip install uv`), then run `uv sync`.")
+        raise StepFailed(
+            "uv is not installed, so the environment was not created. Install it "
+            "(https://docs.astral.sh/uv/ or `pip install uv`), then run `uv sync`."
+        )
     say("uv sync (first time: downloads PyTorch, which can take a few minutes)")
     run(["uv", "sync"], "uv sync", "Check your network / Python version, then run `uv sync`.")
-    run(["uv", "export", "--no-hashes", "--no-dev", "--no-emit-project", "--quiet",
-         "--output-file", "requirements.txt"],
-        "uv export", "Run `uv export --no-hashes --no-dev --no-emit-project -o requirements.txt`.")
+    run(
+        [
+            "uv",
+            "export",
+            "--no-hashes",
+            "--no-dev",
+            "--no-emit-project",
+            "--quiet",
+            "--output-file",
+            "requirements.txt",
+        ],
+        "uv export",
+        "Run `uv export --no-hashes --no-dev --no-emit-project -o requirements.txt`.",
+    )
     say("fast tests: uv run pytest -m 'not slow'")
-    run(["uv", "run", "pytest", "-m", "not slow", "-q", "-p", "no:cacheprovider"], "The fast tests",
-        "Run `uv run pytest -m 'not slow'` to see the failure.")
+    run(
+        ["uv", "run", "pytest", "-m", "not slow", "-q", "-p", "no:cacheprovider"],
+        "The fast tests",
+        "Run `uv run pytest -m 'not slow'` to see the failure.",
+    )
     if created_repo and git_identity_known():
         run(["git", "add", "-A"], "git add", "Commit the project by hand.")
-        run(["git", "commit", "-q", "--no-verify", "-m", INITIAL_COMMIT], "git commit",
-            "Commit the project by hand: `git add -A && git commit`.")
+        run(
+            ["git", "commit", "-q", "--no-verify", "-m", INITIAL_COMMIT],
+            "git commit",
+            "Commit the project by hand: `git add -A && git commit`.",
+        )
         say("committed the project (a clean tree is what `copier update` needs later)")
     elif created_repo:
-        next_steps.insert(0, "git add -A && git commit -m 'Initial commit'   # git has no user.name/email yet")
+        next_steps.insert(
+            0, "git add -A && git commit -m 'Initial commit'   # git has no user.name/email yet"
+        )
     return next_steps
 
 

@@ -37,12 +37,25 @@ def recorded_answers() -> dict[str, Any]:
 
 def main() -> int:
     patterns = user_owned_patterns()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True, check=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     with tempfile.TemporaryDirectory() as tmp:
         fresh = Path(tmp) / "fresh"
-        run_copy(str(ROOT), str(fresh), data=recorded_answers(), defaults=True, unsafe=True,
-                 skip_tasks=True, quiet=True, vcs_ref="HEAD")
+        run_copy(
+            str(ROOT),
+            str(fresh),
+            data=recorded_answers(),
+            defaults=True,
+            unsafe=True,
+            skip_tasks=True,
+            quiet=True,
+            vcs_ref="HEAD",
+        )
         changed = []
         for path in sorted(p for p in fresh.rglob("*") if p.is_file()):
             rel = str(path.relative_to(fresh))
@@ -55,7 +68,7 @@ def main() -> int:
                 shutil.copy2(path, target)
                 changed.append(rel)
         answers = yaml.safe_load((fresh / ANSWERS).read_text())
-    # The template is this repository: a relative source lets `copier update` run from the reference.
+    # The template is this repository: a relative source lets `copier update` run in the reference.
     answers.update({"_src_path": "../..", "_commit": commit})
     header = "# Changes here will be overwritten by Copier; NEVER EDIT MANUALLY\n"
     (REFERENCE / ANSWERS).write_text(header + yaml.safe_dump(answers, sort_keys=True, width=100))

@@ -28,7 +28,9 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run(cmd: list[str], cwd: Path, timeout: float = 900, **env: str) -> subprocess.CompletedProcess[str]:
+def run(
+    cmd: list[str], cwd: Path, timeout: float = 900, **env: str
+) -> subprocess.CompletedProcess[str]:
     """Run ``cmd`` and fail the test with its output when it exits non-zero."""
     result = subprocess.run(
         cmd, cwd=cwd, env=clean_env(**env), capture_output=True, text=True, timeout=timeout
@@ -64,18 +66,30 @@ def template_snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
     dst = tmp_path_factory.mktemp("template-snapshot")
     shutil.copy2(ROOT / "copier.yml", dst / "copier.yml")
     for folder in ("template", "hooks"):
-        shutil.copytree(ROOT / folder, dst / folder,
-                        ignore=shutil.ignore_patterns("__pycache__", ".venv", "*.pyc"))
+        shutil.copytree(
+            ROOT / folder,
+            dst / folder,
+            ignore=shutil.ignore_patterns("__pycache__", ".venv", "*.pyc"),
+        )
     return dst
 
 
-def render(src: Path, dst: Path, data: dict[str, Any] | None = None, tasks: bool = False,
-           **kwargs: Any) -> Path:
+def render(
+    src: Path, dst: Path, data: dict[str, Any] | None = None, tasks: bool = False, **kwargs: Any
+) -> Path:
     """``copier copy --defaults`` of ``src`` into ``dst`` with ``data`` as answers."""
     from copier import run_copy
 
-    run_copy(str(src), str(dst), data=data or {}, defaults=True, unsafe=True, quiet=True,
-             skip_tasks=not tasks, **kwargs)
+    run_copy(
+        str(src),
+        str(dst),
+        data=data or {},
+        defaults=True,
+        unsafe=True,
+        quiet=True,
+        skip_tasks=not tasks,
+        **kwargs,
+    )
     return dst
 
 

@@ -557,8 +557,8 @@ def scan_hyperparameters(*texts: str) -> set[tuple[str, str]]:
             {("sequence length", "2048"), ("batch size", "512")},
         ),
         (
-            ["with a peak learning rate of 3 × 10−4 and 2,000 warmup steps over the run"],
-            {("learning rate", "3 × 10−4"), ("warmup", "2,000")},
+            ["with a peak learning rate of 3 \u00d7 10\u22124 and 2,000 warmup steps over the run"],
+            {("learning rate", "3 \u00d7 10\u22124"), ("warmup", "2,000")},
         ),
         (
             [
@@ -715,18 +715,25 @@ def _encrypted(path: Path) -> None:
     c.save()
 
 
-def _scanned(path: Path) -> None:
+def _scanned(path: Path, stamp: str = "") -> None:
+    """Two pages that are images only (optionally with a scanner's stamp as the only text)."""
     from PIL import Image
+    from reportlab.lib.utils import ImageReader
 
-    c = canvas.Canvas(str(path))
     image = Image.new("RGB", (400, 200), "white")
     for x in range(40, 360):
         image.putpixel((x, 100), (0, 0, 0))
-    from reportlab.lib.utils import ImageReader
-
-    c.drawImage(ImageReader(image), 72, 500, width=400, height=200)
-    c.showPage()
+    c = canvas.Canvas(str(path))
+    for _ in range(2):
+        c.drawImage(ImageReader(image), 72, 500, width=400, height=200)
+        if stamp:
+            c.drawString(72, 40, stamp)
+        c.showPage()
     c.save()
+
+
+def _scanned_with_stamp(path: Path) -> None:
+    _scanned(path, stamp="Scanned with PhoneScan")
 
 
 def _blank(path: Path) -> None:
@@ -755,6 +762,7 @@ BAD_INPUTS: dict[str, tuple[Callable[[Path], None] | None, str]] = {
     "damaged": (_damaged, "not a readable PDF"),
     "encrypted": (_encrypted, "encrypted"),
     "scanned": (_scanned, "no extractable text"),
+    "scanned-with-stamp": (_scanned_with_stamp, "no extractable text"),
     "blank-page": (_blank, "the PDF is empty"),
     "zero-pages": (_zero_pages, "the PDF is empty (it has no pages)"),
 }
@@ -774,7 +782,7 @@ def test_bad_input_gives_one_message_exit_2_and_no_files(case: str, tmp_path: Pa
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert lines[0].startswith("extract_paper: error: ") and message in lines[0], lines[0]
-    if case == "scanned":
+    if case.startswith("scanned"):
         assert "OCR" in lines[0] and "ocrmypdf" in lines[0]
     assert not out.exists()
     with pytest.raises(tool.ExtractError):

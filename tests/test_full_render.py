@@ -16,13 +16,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import ARTIFACTS, DEFAULT_PACKAGE, ROOT, clean_env, render, rendered_files, run
 
 pytestmark = pytest.mark.slow
 
-MINIMAL = {"include_demo": False, "include_notebook": False, "ci": False, "license": "none",
-           "project_name": "Minimal Paper", "package_name": "minimal_paper"}
+MINIMAL = {
+    "include_demo": False,
+    "include_notebook": False,
+    "ci": False,
+    "license": "none",
+    "project_name": "Minimal Paper",
+    "package_name": "minimal_paper",
+}
 
 
 def full_render(dst: Path, data: dict[str, Any]) -> Path:
@@ -88,9 +93,12 @@ def test_render_passes_its_own_checks(project: str, request: pytest.FixtureReque
     result = run(["uv", "run", "pytest", "-q", "-p", "no:cacheprovider"], path)  # slow tests too
     assert " passed" in result.stdout and "failed" not in result.stdout
     if project == "default_project":
-        assert "quickstart.ipynb" in run(
-            ["uv", "run", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"], path
-        ).stdout  # the notebook runs under nbmake
+        assert (
+            "quickstart.ipynb"
+            in run(
+                ["uv", "run", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"], path
+            ).stdout
+        )  # the notebook runs under nbmake
 
 
 def test_minimal_render_has_no_optional_parts(minimal_project: Path) -> None:
@@ -102,8 +110,21 @@ def test_minimal_render_has_no_optional_parts(minimal_project: Path) -> None:
 
 def test_train_cli_small_preset_runs(default_project: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    run(["uv", "run", "python", "train.py", "--config", "small", "--steps", "20", "--out-dir",
-         str(out)], default_project)
+    run(
+        [
+            "uv",
+            "run",
+            "python",
+            "train.py",
+            "--config",
+            "small",
+            "--steps",
+            "20",
+            "--out-dir",
+            str(out),
+        ],
+        default_project,
+    )
     assert (out / "checkpoint.pt").is_file() and (out / "loss.png").is_file()
 
 
@@ -113,9 +134,12 @@ def demo_server(default_project: Path) -> Iterator[str]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen(
-        ["uv", "run", "python", "demo/app.py", "--port", str(port)], cwd=default_project,
-        env=clean_env(GRADIO_ANALYTICS_ENABLED="False"), stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True,
+        ["uv", "run", "python", "demo/app.py", "--port", str(port)],
+        cwd=default_project,
+        env=clean_env(GRADIO_ANALYTICS_ENABLED="False"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 120
@@ -143,20 +167,31 @@ def test_demo_answers_over_http(demo_server: str) -> None:
     assert isinstance(completion, str) and completion.startswith("The model")
 
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.mark.browser
 def test_a_person_uses_the_demo_in_a_real_browser(demo_server: str, tmp_path: Path) -> None:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
-        pytest.skip("Debian's chromium is not installed (.ci/run installs it: apt-get install chromium)")
+        pytest.skip(
+            "Debian's chromium is not installed (.ci/run installs it: apt-get install chromium)"
+        )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(
-            executable_path=chromium, args=CHROMIUM_FLAGS  # Playwright makes a fresh profile
+            executable_path=chromium,
+            args=CHROMIUM_FLAGS,  # Playwright makes a fresh profile
         )
         page = browser.new_page(viewport={"width": 1100, "height": 900})
         page.goto(demo_server, wait_until="networkidle")

@@ -1,4 +1,4 @@
-"""The setup script the copy task runs: clear messages for a missing uv, a bad PDF, failing steps."""
+"""The copy task's setup script: clear messages for a missing uv, a bad PDF, failing steps."""
 
 from __future__ import annotations
 
@@ -9,19 +9,28 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, clean_env, render
 
 HOOK = ROOT / "hooks" / "setup_project.py"
 
 
-def run_hook(cwd: Path, *args: str, path: str | None = None, strict: bool = False,
-             ) -> subprocess.CompletedProcess[str]:
+def run_hook(
+    cwd: Path,
+    *args: str,
+    path: str | None = None,
+    strict: bool = False,
+) -> subprocess.CompletedProcess[str]:
     env = clean_env(PAPER_TO_CODE_STRICT="1" if strict else "0")
     if path is not None:
         env["PATH"] = path
-    return subprocess.run([sys.executable, str(HOOK), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, str(HOOK), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def path_without_uv(tmp_path: Path) -> str:
@@ -55,7 +64,9 @@ def test_no_setup_still_initialises_git_and_prints_next_steps(
     assert "uv sync" in result.stdout and not (project / ".venv").exists()
 
 
-def test_a_project_inside_a_repository_gets_no_nested_git(template_snapshot: Path, tmp_path: Path) -> None:
+def test_a_project_inside_a_repository_gets_no_nested_git(
+    template_snapshot: Path, tmp_path: Path
+) -> None:
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     project = render(template_snapshot, tmp_path / "p", {"run_setup": False})
     assert run_hook(project, "--run-setup=False").returncode == 0
@@ -70,8 +81,12 @@ def test_a_project_inside_a_repository_gets_no_nested_git(template_snapshot: Pat
     ],
 )
 def test_bad_paper_pdf_fails_the_copy_and_leaves_nothing(
-    template_snapshot: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-    capfd: pytest.CaptureFixture[str], pdf: str, message: str,
+    template_snapshot: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    pdf: str,
+    message: str,
 ) -> None:
     from copier.errors import TaskError
 

@@ -1,4 +1,4 @@
-"""Every bad answer is refused with a message that alone says what to do, and nothing is left on disk."""
+"""Every bad answer is refused with a message that alone says what to do; nothing is left."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from conftest import ROOT, render
 
 BAD_ANSWERS: list[tuple[dict[str, Any], str]] = [
@@ -65,7 +64,9 @@ def test_bad_answer_is_refused_with_its_message(
         {"author_email": "first.last+tag@uni.example.ac.uk"},
     ],
 )
-def test_good_answers_are_accepted(template_snapshot: Path, tmp_path: Path, answers: dict[str, Any]) -> None:
+def test_good_answers_are_accepted(
+    template_snapshot: Path, tmp_path: Path, answers: dict[str, Any]
+) -> None:
     dst = render(template_snapshot, tmp_path / "p", {**answers, "run_setup": False})
     assert (dst / "pyproject.toml").is_file()
 
@@ -75,14 +76,22 @@ def test_reserved_names_cover_the_standard_library() -> None:
 
     config = yaml.safe_load((ROOT / "copier.yml").read_text())
     reserved = set(config["reserved_names"]["default"])
-    stdlib = {name for name in sys.stdlib_module_names if not name.startswith("_") and name.islower()}
+    stdlib = {
+        name for name in sys.stdlib_module_names if not name.startswith("_") and name.islower()
+    }
     assert stdlib <= reserved, sorted(stdlib - reserved)
 
 
 def test_computed_defaults_follow_the_project_name(template_snapshot: Path, tmp_path: Path) -> None:
-    dst = render(template_snapshot, tmp_path / "p", {"project_name": "Hope: Nested Learning!", "run_setup": False})
+    dst = render(
+        template_snapshot,
+        tmp_path / "p",
+        {"project_name": "Hope: Nested Learning!", "run_setup": False},
+    )
     answers = yaml.safe_load((dst / ".copier-answers.yml").read_text())
     assert answers["repo_slug"] == "hope-nested-learning"
     assert answers["package_name"] == "hope_nested_learning"
     assert (dst / "src" / "hope_nested_learning" / "__init__.py").is_file()
-    assert "reserved_names" not in answers and "python_keywords" not in answers  # computed, not asked
+    assert (
+        "reserved_names" not in answers and "python_keywords" not in answers
+    )  # computed, not asked

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from conftest import ROOT, render, rendered_files, run
 
 REFERENCE = ROOT / "reference" / "nested_learning"
@@ -71,7 +70,9 @@ def test_allowed_differences_still_differ(template_snapshot: Path, tmp_path: Pat
 def test_the_reference_suite_passes() -> None:
     """`uv run pytest` inside the reference, with its own lockfile (slow tests included)."""
     run(["uv", "sync", "--locked", "-q"], REFERENCE)
-    run(["uv", "run", "--locked", "pytest", "-q", "-p", "no:cacheprovider"], REFERENCE, timeout=2400)
+    run(
+        ["uv", "run", "--locked", "pytest", "-q", "-p", "no:cacheprovider"], REFERENCE, timeout=2400
+    )
 
 
 @pytest.mark.slow

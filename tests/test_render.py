@@ -17,13 +17,14 @@ from typing import Any
 
 import pytest
 import yaml
-
 from conftest import DEFAULT_PACKAGE, render, rendered_files
 
 LICENSES = ["MIT", "Apache-2.0", "BSD-3-Clause", "none"]
 PYTHONS = ["3.11", "3.12", "3.13"]
 BACKENDS = ["pypi", "cpu", "cu126", "cu128"]
-MATRIX = list(itertools.product([True, False], [True, False], [True, False], LICENSES, PYTHONS, BACKENDS))
+MATRIX = list(
+    itertools.product([True, False], [True, False], [True, False], LICENSES, PYTHONS, BACKENDS)
+)
 
 
 def expected_files(answers: dict[str, Any], package: str = DEFAULT_PACKAGE) -> set[str]:
@@ -32,7 +33,8 @@ def expected_files(answers: dict[str, Any], package: str = DEFAULT_PACKAGE) -> s
         ".copier-answers.yml", ".gitignore", ".pre-commit-config.yaml", ".python-version",
         "CITATION.cff", "README.md", "pyproject.toml", "train.py",
         "configs/small.yaml", "configs/medium.yaml", "configs/large.yaml",
-        "docs/ALGORITHMS.md", "docs/CHECKLIST.md", "tools/extract_paper.py", "tools/check_conflicts.py",
+        "docs/ALGORITHMS.md", "docs/CHECKLIST.md",
+        "tools/extract_paper.py", "tools/check_conflicts.py",
         f"{src}/__init__.py", f"{src}/py.typed", f"{src}/checkpoint.py", f"{src}/config.py",
         f"{src}/data.py", f"{src}/device.py", f"{src}/distributed.py", f"{src}/metrics.py",
         f"{src}/sampling.py", f"{src}/core/__init__.py", f"{src}/core/attention.py",
@@ -63,11 +65,24 @@ def ruff(*args: str) -> subprocess.CompletedProcess[str]:
     ids=["-".join(map(str, combo)) for combo in MATRIX],
 )
 def test_render(
-    template_snapshot: Path, tmp_path: Path, demo: bool, notebook: bool, ci: bool, license: str,
-    python: str, backend: str,
+    template_snapshot: Path,
+    tmp_path: Path,
+    demo: bool,
+    notebook: bool,
+    ci: bool,
+    license: str,
+    python: str,
+    backend: str,
 ) -> None:
-    answers = {"include_demo": demo, "include_notebook": notebook, "ci": ci, "license": license,
-               "python_version": python, "torch_backend": backend, "run_setup": False}
+    answers = {
+        "include_demo": demo,
+        "include_notebook": notebook,
+        "ci": ci,
+        "license": license,
+        "python_version": python,
+        "torch_backend": backend,
+        "run_setup": False,
+    }
     dst = render(template_snapshot, tmp_path / "p", answers)
 
     assert rendered_files(dst) == expected_files(answers)

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from conftest import DEFAULT_PACKAGE, ROOT, clean_env, render, run
 
 pytestmark = pytest.mark.slow
@@ -49,7 +48,10 @@ def release(repo: Path, tag: str, *edits: Edit) -> None:
 
 
 def append(path: str, text: str) -> Edit:
-    return lambda root: (root / path).write_text((root / path).read_text() + text)
+    def edit(root: Path) -> None:
+        (root / path).write_text((root / path).read_text() + text)
+
+    return edit
 
 
 def replace(path: str, old: str, new: str) -> Edit:
@@ -86,7 +88,12 @@ def conflicts(project: Path) -> list[str]:
 # Template-side edits of release 1.1.0 (T = template path, rendered path in the comment).
 T_METRICS = "template/src/{{package_name}}/metrics.py"  # template-managed
 T_MODEL = "template/src/{{package_name}}/models/transformer.py"  # user-owned
-NEW_HELPER = '\n\ndef best_val_loss(rows: list[dict[str, str]]) -> float:\n    """Lowest validation loss in metrics rows."""\n    return min(float(r["loss"]) for r in rows if r["split"] == "val")\n'
+NEW_HELPER = """
+
+def best_val_loss(rows: list[dict[str, str]]) -> float:
+    \"\"\"Lowest validation loss in metrics rows.\"\"\"
+    return min(float(r["loss"]) for r in rows if r["split"] == "val")
+"""
 USER_MODEL_HELPER = "\n\ndef my_paper_block() -> str:\n    return 'the user wrote this'\n"
 
 
@@ -105,12 +112,19 @@ def test_update_keeps_user_edits_and_merges_template_changes(
 
     # The user edits a user-owned file and a template-managed file, and commits.
     append(f"src/{PKG}/models/transformer.py", USER_MODEL_HELPER)(project)
-    replace("train.py", "def parse_args(", "# user: note kept across updates\ndef parse_args(")(project)
+    replace("train.py", "def parse_args(", "# user: note kept across updates\ndef parse_args(")(
+        project
+    )
     commit_all(project, "my work")
 
     # Release 1.1.0 changes a managed file, .gitignore and a user-owned file elsewhere.
-    release(repo, "v1.1.0", append(T_METRICS, NEW_HELPER), append("template/.gitignore", "profiles/\n"),
-            replace(T_MODEL, "THE EXAMPLE TO REPLACE", "THE EXAMPLE TO REPLACE (v1.1)"))
+    release(
+        repo,
+        "v1.1.0",
+        append(T_METRICS, NEW_HELPER),
+        append("template/.gitignore", "profiles/\n"),
+        replace(T_MODEL, "THE EXAMPLE TO REPLACE", "THE EXAMPLE TO REPLACE (v1.1)"),
+    )
     update(project)
 
     model = (project / f"src/{PKG}/models/transformer.py").read_text()
@@ -124,8 +138,14 @@ def test_update_keeps_user_edits_and_merges_template_changes(
     assert task_log.read_text().splitlines() == [str(project)], "no task may run on update"
     answers = (project / ".copier-answers.yml").read_text()
     assert "_commit: v1.1.0" in answers
-    run(["uv", "run", "--frozen", "python", "-c", f"import {PKG}.metrics as m; m.best_val_loss"], project)
-    run(["uv", "run", "--frozen", "pytest", "-m", "not slow", "-q", "-p", "no:cacheprovider"], project)
+    run(
+        ["uv", "run", "--frozen", "python", "-c", f"import {PKG}.metrics as m; m.best_val_loss"],
+        project,
+    )
+    run(
+        ["uv", "run", "--frozen", "pytest", "-m", "not slow", "-q", "-p", "no:cacheprovider"],
+        project,
+    )
 
 
 def test_overlapping_edits_leave_markers_that_the_check_reports(tmp_path: Path) -> None:
@@ -136,15 +156,24 @@ def test_overlapping_edits_leave_markers_that_the_check_reports(tmp_path: Path) 
     line = '    """Linear warmup to ``lr``, then cosine decay to ``min_lr`` at ``steps``."""'
     replace("train.py", line, '    """USER: my own schedule."""')(project)
     commit_all(project, "my schedule")
-    release(repo, "v1.1.0", replace("template/train.py.jinja", line, '    """TEMPLATE: new schedule."""'))
+    release(
+        repo,
+        "v1.1.0",
+        replace("template/train.py.jinja", line, '    """TEMPLATE: new schedule."""'),
+    )
     update(project)
 
     text = (project / "train.py").read_text()
     assert "USER: my own schedule" in text and "TEMPLATE: new schedule" in text  # nothing lost
     problems = conflicts(project)
     assert any(p.startswith("train.py:") for p in problems), problems
-    check = subprocess.run([sys.executable, "tools/check_conflicts.py"], cwd=project,
-                           capture_output=True, text=True, env=clean_env())
+    check = subprocess.run(
+        [sys.executable, "tools/check_conflicts.py"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+    )
     assert check.returncode == 1 and "train.py" in check.stdout
     assert "unresolved-conflicts" in (project / ".pre-commit-config.yaml").read_text()
 
@@ -158,8 +187,13 @@ def test_updating_an_unmodified_project_equals_a_fresh_render(tmp_path: Path) ->
     scaffolded_model = (project / f"src/{PKG}/models/transformer.py").read_text()
     git(project, "init", "-q")
     commit_all(project, "initial")
-    release(repo, "v1.1.0", append(T_METRICS, NEW_HELPER), append("template/.gitignore", "profiles/\n"),
-            replace(T_MODEL, "THE EXAMPLE TO REPLACE", "THE EXAMPLE TO REPLACE (v1.1)"))
+    release(
+        repo,
+        "v1.1.0",
+        append(T_METRICS, NEW_HELPER),
+        append("template/.gitignore", "profiles/\n"),
+        replace(T_MODEL, "THE EXAMPLE TO REPLACE", "THE EXAMPLE TO REPLACE (v1.1)"),
+    )
     update(project)
     fresh = render(repo, tmp_path / "fresh", answers)
     diff = filecmp.dircmp(project, fresh, ignore=[".git", ".copier-answers.yml"])
@@ -189,8 +223,13 @@ def test_refusals_are_surfaced(tmp_path: Path, setup: str, message: str) -> None
         git(project, "init", "-q")
         commit_all(project, "initial")
         (project / "notes.txt").write_text("uncommitted work\n")
-    result = subprocess.run([sys.executable, "-m", "copier", "update", "--trust", "--defaults"],
-                            cwd=project, capture_output=True, text=True, env=clean_env())
+    result = subprocess.run(
+        [sys.executable, "-m", "copier", "update", "--trust", "--defaults"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+    )
     assert result.returncode != 0 and message in result.stdout + result.stderr
     readme = (ROOT / "README.md").read_text()
     assert "Destination repository is dirty" in readme and "not a git repository" in readme
