@@ -88,12 +88,10 @@ def extract_paper(path_text: str) -> None:
     target = Path("paper") / pdf.name
     shutil.copyfile(pdf, target)
     say(f"extracting {target} → paper/paper.md, docs/CHECKLIST.md")
-    # The extractor needs pdfminer.six and pypdfium2; uv brings them without touching the project.
-    runner = (
-        ["uv", "run", "--no-project", "--with", "pdfminer.six", "--with", "pypdfium2", "python"]
-        if shutil.which("uv")
-        else [sys.executable]
-    )
+    # The extractor needs pypdfium2; uv brings it without touching the project's environment.
+    runner = ["uv", "run", "--no-project", "--with", "pypdfium2>=4.30", "python"]
+    if shutil.which("uv") is None:
+        runner = [sys.executable]
     result = subprocess.run(
         [*runner, "tools/extract_paper.py", str(target)],
         capture_output=True,

@@ -107,3 +107,23 @@ def test_task_runs_only_on_copy() -> None:
     (task,) = yaml.safe_load((ROOT / "copier.yml").read_text())["_tasks"]
     assert task["when"] == "{{ _copier_operation == 'copy' }}"
     assert os.path.basename(task["command"][1]) == "setup_project.py"
+
+
+def test_paper_pdf_is_extracted_into_the_new_project(
+    template_snapshot: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--data paper_pdf=...`: the PDF lands in paper/, with paper.md and a pre-filled checklist."""
+    from test_extract_paper import write_full_paper
+
+    pdf = tmp_path / "my-paper.pdf"
+    write_full_paper(pdf)
+    monkeypatch.delenv("VIRTUAL_ENV", raising=False)
+    dst = render(
+        template_snapshot, tmp_path / "p", {"paper_pdf": str(pdf), "run_setup": False}, tasks=True
+    )
+    assert (dst / "paper" / "my-paper.pdf").read_bytes() == pdf.read_bytes()
+    paper_md = (dst / "paper" / "paper.md").read_text()
+    assert "<!-- page 1 -->" in paper_md and "## 1 Introduction" in paper_md
+    checklist = (dst / "docs" / "CHECKLIST.md").read_text()
+    assert "my-paper.pdf" in checklist and "Algorithm 1" in checklist
+    assert "Attention Is All You Need" not in checklist  # the sample checklist was replaced

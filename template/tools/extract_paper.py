@@ -27,10 +27,10 @@ order; page: share found on their own page; eq.no: share of the 31 equation numb
 the line holding their equation; seconds: best of three runs on a shared 2-core machine:
 
     backend                          tok>25  recall  prec.  anchors  order  page   eq.no  seconds
-    markitdown 0.1.9 (pdfplumber)    17.8 %   0.211  0.541   0.099   1.000   n/a   0.68     2.19
-    pdfminer.six extract_text        0.21 %   0.996  0.966   0.936   1.000  1.000  0.00     0.86
-    pypdfium2 get_text_range         0.21 %   0.996  0.966   0.941   1.000  1.000  0.77     0.04
-    this tool (pypdfium2 + cleanup)  0.21 %   0.999  0.973   0.973   1.000  1.000  0.77     0.56
+    markitdown 0.1.9 (pdfplumber)    17.8 %   0.211  0.541   0.099   1.000   n/a   0.68     1.70
+    pdfminer.six extract_text        0.21 %   0.996  0.966   0.936   1.000  1.000  0.00     0.73
+    pypdfium2 get_text_range         0.21 %   0.996  0.966   0.941   1.000  1.000  0.77     0.03
+    this tool (pypdfium2 + cleanup)  0.21 %   0.999  0.973   0.973   1.000  1.000  0.77     0.54
 
 markitdown glues words on this paper, so it is not used for PDFs. pdfminer and pypdfium2 give the
 same text; pypdfium2 is chosen because it keeps an equation's number on the equation's line
@@ -40,7 +40,8 @@ character to find headings, bold run-in paragraph titles and right-aligned equat
 page numbers, and repairs line-break hyphens using the document's own vocabulary. Reading order is
 the PDF's content order, which is column by column for LaTeX two-column papers. Speed:
 ``benchmarks/extract_speed.py`` (results in ``benchmarks/results/extract_speed.json``) times the
-command on a generated 20-page two-column paper: about 0.6-1.3 s here, against a 5 s budget.
+command on a generated 20-page two-column paper: 0.95 s (median; worst 1.01 s) on a busy shared
+2-core machine, against a 5 s budget.
 """
 
 from __future__ import annotations
@@ -408,6 +409,9 @@ def _page_has_images(page: Any, pdfium: Any) -> bool:
     return any(True for _ in page.get_objects(filter=[image_type]))
 
 
+_MIN_CHARS_PER_PAGE = 50  # fewer, on pages that are images: a scan with a stray text line
+
+
 def read_pdf(path: Path) -> list[list[Line]]:
     """All text lines of the PDF, page by page; raises ExtractError for unusable input."""
     doc = _open_document(path)
@@ -415,13 +419,17 @@ def read_pdf(path: Path) -> list[list[Line]]:
     try:
         reader = _PageReader(pdfium.raw)
         pages = [reader.read(i + 1, doc[i]) for i in range(len(doc))]
-        if not any(pages):
-            if any(_page_has_images(doc[i], pdfium) for i in range(len(doc))):
+        characters = sum(len(line.text) for page in pages for line in page)
+        if characters < _MIN_CHARS_PER_PAGE * len(pages):
+            imaged = sum(_page_has_images(doc[i], pdfium) for i in range(len(doc)))
+            if imaged and imaged * 2 >= len(doc):
                 raise ExtractError(
-                    f"{path}: the PDF has no extractable text (it looks scanned: its pages are"
-                    " images); add a text layer with OCR first, e.g. `ocrmypdf in.pdf out.pdf`"
+                    f"{path}: the PDF has no extractable text ({characters} characters on"
+                    f" {len(doc)} pages, which are images: it looks scanned); add a text layer"
+                    " with OCR first, e.g. `ocrmypdf in.pdf out.pdf`"
                 )
-            raise ExtractError(f"{path}: the PDF is empty (its pages have no text and no images)")
+            if characters == 0:
+                raise ExtractError(f"{path}: the PDF is empty (no text and no images)")
         return _repair_hyphens(pages)
     finally:
         doc.close()
