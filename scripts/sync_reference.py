@@ -11,6 +11,7 @@ file. User-owned files (the Nested Learning code, configs, docs, notebook, demo)
 from __future__ import annotations
 
 import fnmatch
+import re
 import shutil
 import subprocess
 import sys
@@ -67,11 +68,12 @@ def main() -> int:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(path, target)
                 changed.append(rel)
-        answers = yaml.safe_load((fresh / ANSWERS).read_text())
-    # The template is this repository: a relative source lets `copier update` run in the reference.
-    answers.update({"_src_path": "../..", "_commit": commit})
-    header = "# Changes here will be overwritten by Copier; NEVER EDIT MANUALLY\n"
-    (REFERENCE / ANSWERS).write_text(header + yaml.safe_dump(answers, sort_keys=True, width=100))
+        answers = (fresh / ANSWERS).read_text()
+    # Keep copier's own formatting; the template is this repository, so a relative source lets
+    # `copier update` run inside the reference.
+    answers = re.sub(r"(?m)^_commit: .*$", f"_commit: {commit}", answers)
+    answers = re.sub(r"(?m)^_src_path: .*$", "_src_path: ../..", answers)
+    (REFERENCE / ANSWERS).write_text(answers)
     for rel in changed:
         print(f"updated {rel}")
     print(f"{len(changed)} file(s) updated from template/ at {commit}")

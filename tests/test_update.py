@@ -233,3 +233,32 @@ def test_refusals_are_surfaced(tmp_path: Path, setup: str, message: str) -> None
     assert result.returncode != 0 and message in result.stdout + result.stderr
     readme = (ROOT / "README.md").read_text()
     assert "Destination repository is dirty" in readme and "not a git repository" in readme
+
+
+def test_updating_a_copy_of_the_reference_is_a_no_op(tmp_path: Path) -> None:
+    """The reference is what the template renders: a template update finds nothing to change."""
+    import yaml
+
+    repo = template_repo(tmp_path)
+    reference = ROOT / "reference" / "nested_learning"
+    copy = tmp_path / "reference"
+    tracked = git(ROOT, "ls-files", "-z", "--", str(reference)).split("\0")
+    for rel in filter(None, tracked):
+        source = ROOT / rel
+        target = copy / source.relative_to(reference)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+    answers_path = copy / ".copier-answers.yml"
+    answers = yaml.safe_load(answers_path.read_text())
+    answers.update({"_src_path": str(repo), "_commit": "v1.0.0"})
+    answers_path.write_text(yaml.safe_dump(answers, sort_keys=True))
+    git(copy, "init", "-q")
+    commit_all(copy, "the reference")
+    git(repo, "commit", "-q", "--allow-empty", "-m", "release 1.0.1")
+    git(repo, "tag", "v1.0.1")
+    update(copy)
+    changed = git(copy, "status", "--porcelain").splitlines()
+    assert changed == [" M .copier-answers.yml"], changed
+    after = yaml.safe_load(answers_path.read_text())
+    assert after.pop("_commit") == "v1.0.1" and answers.pop("_commit") == "v1.0.0"
+    assert after == answers  # every recorded answer survives the update
