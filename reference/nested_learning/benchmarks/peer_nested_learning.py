@@ -1,8 +1,8 @@
 """Time the PyPI package `nested-learning` 0.2.0 (an unofficial HOPE reproduction) — run it ONLY in
 its own virtual environment: its import name is `nested_learning`, the same as ours.
 
-    bash benchmarks/setup_peer.sh                       # creates .peer-venv (once)
-    .peer-venv/bin/python benchmarks/peer_nested_learning.py --seq-len 512
+    bash benchmarks/setup_peer.sh                       # creates benchmarks/.peer-venv (once)
+    benchmarks/.peer-venv/bin/python benchmarks/peer_nested_learning.py --seq-len 512
 
 Measures its self-modifying HOPE ("hope_selfmod" blocks) on the path that actually WRITES its
 memories: the package's default training algorithm, "two_pass_stopgrad_updates" — a forward +

@@ -3,8 +3,8 @@
 # It shares our import name (nested_learning), so it must never be installed into .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ ! -x .peer-venv/bin/python ]; then
-  uv venv -q --python 3.11 .peer-venv
+if [ ! -x benchmarks/.peer-venv/bin/python ]; then
+  uv venv -q --python 3.11 benchmarks/.peer-venv
 fi
-VIRTUAL_ENV="$PWD/.peer-venv" uv pip install -q "nested-learning==0.2.0"
-echo "peer environment ready: .peer-venv/bin/python"
+VIRTUAL_ENV="$PWD/benchmarks/.peer-venv" uv pip install -q "nested-learning==0.2.0"
+echo "peer environment ready: benchmarks/.peer-venv/bin/python"
