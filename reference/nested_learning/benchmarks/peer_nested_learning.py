@@ -20,6 +20,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+
 from nested_learning.levels import LevelSpec
 from nested_learning.model import HOPEModel, ModelConfig
 from nested_learning.training import compute_teach_signal
@@ -38,7 +39,9 @@ def build(dim: int, layers: int, heads: int, chunk: int) -> HOPEModel:
     return HOPEModel(config)
 
 
-def two_pass_step(model: HOPEModel, optimizer: torch.optim.Optimizer, tokens: torch.Tensor) -> float:
+def two_pass_step(
+    model: HOPEModel, optimizer: torch.optim.Optimizer, tokens: torch.Tensor
+) -> float:
     logits = model(tokens)
     loss = F.cross_entropy(logits[:, :-1].flatten(0, 1), tokens[:, 1:].flatten())
     optimizer.zero_grad()

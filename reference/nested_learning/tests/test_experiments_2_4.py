@@ -1,0 +1,82 @@
+"""Experiments 2-4 at ``--quick`` size (a subprocess each, into tmp_path): JSON fields and PNG."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENTS = ROOT / "experiments"
+sys.path.insert(0, str(EXPERIMENTS))  # the scripts import `common` as a sibling module
+
+import common  # noqa: E402
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def run_quick(script: str, out: Path, *extra: str) -> dict[str, Any]:
+    cmd = [sys.executable, str(EXPERIMENTS / script), "--quick", "--out", str(out)]
+    proc = subprocess.run(
+        [*cmd, "--no-progress", *extra], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    name = script.removesuffix(".py")
+    payload: dict[str, Any] = json.loads((out / f"{name}.json").read_text(encoding="utf-8"))
+    assert (out / f"{name}.png").read_bytes()[:8] == PNG_MAGIC
+    common.validate_payload(payload)  # verdicts follow from the per-seed numbers
+    assert payload["experiment"] == name and payload["size"] == "quick"
+    assert payload["command"].startswith(f"uv run python experiments/{name}.py --quick")
+    assert "Table" in payload["paper_ref"] and payload["claim"] and payload["wall_time_s"] > 0
+    return payload
+
+
+@pytest.mark.slow
+def test_exp2_formal_languages_quick(tmp_path: Path) -> None:
+    p = run_quick("exp2_formal_languages.py", tmp_path)
+    langs = ("parity", "aa_star", "abab_star", "anbn", "anbncn", "shuffle2")
+    for b in ("bin0", "bin1"):
+        for lang in langs:
+            accs = p["per_seed"][f"{b} {lang}"]
+            assert set(accs) == {"hope", "hope (first-order)", "titans", "transformer"}
+            assert all(0.0 <= a <= 1.0 for v in accs.values() for a in v)
+            assert all(
+                d in (0.0, 1.0) for v in p["per_seed"][f"diverged {lang}"].values() for d in v
+            )
+    params = p["extra"]["parameters"]
+    assert all(abs(params[m] - params["hope"]) <= 0.1 * params["hope"] for m in params)
+    assert p["extra"]["paper_table5_percent_bin0_bin1"]["Hope"]["parity"] == [100, 100]
+    assert {c["name"] for c in p["checks"]} >= {"hope_beats_transformer_bin1_regular"}
+
+
+@pytest.mark.slow
+def test_exp3_mqar_quick(tmp_path: Path) -> None:
+    p = run_quick("exp3_mqar.py", tmp_path)
+    pairs = p["config"]["pairs"]
+    for n in pairs:
+        assert set(p["per_seed"][f"acc N={n}"]) == {"hope", "titans", "transformer"}
+    assert set(p["per_seed"]["diverged"]["hope"]) <= {0.0, 1.0}
+    params = p["extra"]["parameters"]
+    assert all(abs(params[m] - params["hope"]) <= 0.1 * params["hope"] for m in params)
+    mean = p["per_seed"]["acc mean"]["transformer"][0]
+    accs = [p["per_seed"][f"acc N={n}"]["transformer"][0] for n in pairs]
+    assert mean == pytest.approx(sum(accs) / len(accs))
+
+
+@pytest.mark.slow
+def test_exp4_char_lm_quick_with_a_data_file(tmp_path: Path) -> None:
+    text = tmp_path / "corpus.txt"
+    text.write_text("the quick brown fox jumps over the lazy dog. " * 300, encoding="utf-8")
+    p = run_quick("exp4_char_lm.py", tmp_path, "--data", str(text))
+    variants = {"hope", "w/o DGD", "w/o CMS", "w/o self-modification", "w/o momentum"}
+    assert set(p["per_seed"]["val bpc"]) == variants | {"transformer"}
+    for v, bpc in p["per_seed"]["val bpc"].items():
+        loss = p["per_seed"]["val loss"][v]
+        assert bpc[0] == pytest.approx(loss[0] / 0.6931471805599453)
+    params = p["extra"]["parameters"]
+    assert abs(params["transformer"] - params["hope"]) <= 0.1 * params["hope"]
+    assert p["config"]["data"] == str(text)
