@@ -12,7 +12,6 @@ import pytest
 
 gr = pytest.importorskip("gradio")
 
-from nested_learning.models import create_model  # noqa: E402
 from demo.app import build_demo, load_model  # noqa: E402
 
 
@@ -40,7 +39,10 @@ def test_loads_a_checkpoint_written_by_training(tmp_path: Path) -> None:
     ]
     assert train.main(args) == 0
     _, context, status = load_model(tmp_path / "checkpoint.pt")
-    assert "step 2" in status and context == create_model().config.max_seq_len
+    assert (
+        "step 2" in status
+        and context == train.build_config(train.parse_args([])).model["max_seq_len"]
+    )
 
 
 @pytest.fixture

@@ -93,7 +93,7 @@ def matrix_form_update(state, k, grads, eta, alpha, dgd, beta):
         if m1 is None:
             w1, w2 = al * w1 - e * g1, w2 @ decay - e * g2
         else:
-            m1, m2 = beta * m1 - e * g1, beta * m2 - e * g2
+            m1, m2 = beta * m1 - (1 - beta) * e * g1, beta * m2 - (1 - beta) * e * g2
             w1, w2 = al * w1 + m1, w2 @ decay + m2
     return FastWeights(w1, w2, m1, m2)
 

@@ -55,7 +55,8 @@ def write(cfg, w, snap, k, target, eta, alpha, act):
     decay = a * eye - (e * k[..., :, None] * k[..., None, :] if cfg.dgd else 0)
     w1, w2, *m = w
     if cfg.momentum:
-        m = [cfg.momentum_beta * m[0] - e * g1, cfg.momentum_beta * m[1] - e * g2]
+        b = cfg.momentum_beta  # EMA momentum: the gradient enters scaled by 1 - beta
+        m = [b * m[0] - (1 - b) * e * g1, b * m[1] - (1 - b) * e * g2]
         new = [a * w1 + m[0], w2 @ decay + m[1], *m]
     else:
         new = [a * w1 - e * g1, w2 @ decay - e * g2]

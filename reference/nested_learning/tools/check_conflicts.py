@@ -1,6 +1,6 @@
 """Fail when a merge left conflict markers or ``*.rej`` files behind (e.g. after ``copier update``).
 
-    uv run python tools/check_conflicts.py          # checks the files git tracks, plus untracked ones
+    uv run python tools/check_conflicts.py     # the files git tracks, plus untracked ones
 
 Exit 0 when clean; exit 1 listing every file and line that needs a hand merge. The pre-commit
 config runs it on every commit, so a half-merged update cannot be committed by accident.
@@ -21,7 +21,9 @@ def candidate_files(root: Path) -> list[Path]:
     try:
         listed = subprocess.run(
             ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-            cwd=root, capture_output=True, check=True,
+            cwd=root,
+            capture_output=True,
+            check=True,
         ).stdout.decode()
         return [root / name for name in listed.split("\0") if name]
     except (OSError, subprocess.CalledProcessError):
@@ -33,7 +35,9 @@ def find_problems(root: Path) -> list[str]:
     problems = []
     for path in candidate_files(root):
         if path.suffix == ".rej":
-            problems.append(f"{path.relative_to(root)}: rejected hunk from an update; merge it by hand")
+            problems.append(
+                f"{path.relative_to(root)}: rejected hunk from an update; merge it by hand"
+            )
             continue
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
@@ -51,7 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     for problem in problems:
         print(problem)
     if problems:
-        print(f"{len(problems)} unresolved merge conflict(s): resolve them, then commit.", file=sys.stderr)
+        print(
+            f"{len(problems)} unresolved merge conflict(s): resolve them, then commit.",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -21,8 +21,8 @@ L2-normalised), see :mod:`nested_learning.core.titans`.
 With Titans-style momentum (spec §7.5 choice, "w/o Momentum" ablation) the gradient term goes
 through an EMA and the DGD decay stays on the weights::
 
-    S1 <- beta S1 - eta_t R_t A_t^T,        W1 <- alpha_t W1 + S1
-    S2 <- beta S2 - eta_t U_t k_t^T,        W2 <- W2 (alpha_t I - eta_t k_t k_t^T) + S2
+    S1 <- beta S1 - (1-beta) eta_t R_t A_t^T,   W1 <- alpha_t W1 + S1
+    S2 <- beta S2 - (1-beta) eta_t U_t k_t^T,   W2 <- W2 (alpha_t I - eta_t k_t k_t^T) + S2
 
 :func:`dgd_chunk_update_sequential` applies this token by token (O(C h d)); :func:`dgd_chunk_update`
 gives the same chunk-end state in closed form: a gated accumulation (one matmul with decay
@@ -154,7 +154,7 @@ def dgd_chunk_update_sequential(
         The chunk-end state. Costs O(C h d) per chunk and never forms a ``d x d`` matrix.
     """
     w1, w2, m1, m2 = state
-    r, a, u = grads
+    r, a, u = _ema_scaled(grads, beta, m1 is not None and m2 is not None)
     for t in range(k.shape[-2]):
         kt, e, al = k[..., t, :], eta[..., t, None, None], alpha[..., t, None, None]
         g1 = r[..., t, :, None] * a[..., t, None, :]
@@ -168,6 +168,21 @@ def dgd_chunk_update_sequential(
             w1 = al * w1 + m1
             w2 = al * w2 - e * decay + m2
     return FastWeights(w1, w2, m1, m2)
+
+
+def _ema_scaled(grads: MemoryGrads, beta: float, momentum: bool) -> MemoryGrads:
+    """Momentum as an exponential moving average: the gradient enters ``S`` scaled by ``1 - beta``.
+
+    ``S <- beta S - (1 - beta) eta G`` keeps the steady-state step equal to the plain DGD step, so
+    DGD's guarantee ``eta' ||k||^2 < 1`` still bounds it. The undamped Titans form
+    ``S <- beta S - eta G`` multiplies the step by up to ``1 / (1 - beta)`` (10x at 0.9): with the
+    memories' self-generated targets that made the fast weights grow chunk after chunk until they
+    overflowed (seen as NaN after 3-5 chunks on ordinary text).
+    """
+    if not momentum:
+        return grads
+    r, a, u = grads
+    return MemoryGrads((1.0 - beta) * r, a, (1.0 - beta) * u)
 
 
 def _tril(n: int, like: Tensor, diagonal: int = 0) -> Tensor:
@@ -215,9 +230,9 @@ def dgd_chunk_update(
     by a stack of memories).
     """
     w1, w2, m1, m2 = state
-    r, a, u = grads
-    n, h = k.shape[-2], w2.shape[-2]
     momentum = m1 is not None and m2 is not None
+    r, a, u = _ema_scaled(grads, beta, momentum)
+    n, h = k.shape[-2], w2.shape[-2]
     # A stack of memories sharing k, eta, alpha (size-1 dim -3 of k) is one delta-rule system for
     # W2: stack their rows ([..., M, h, d] -> [..., M*h, d]); avoids broadcast copies and M solves.
     fold = (

@@ -31,7 +31,9 @@ def create_model(arch: str = "hope", **kwargs: Any) -> nn.Module:
     """
     if arch in ("hope", "hope_attention"):
         if kwargs.get("variant", arch) != arch:
-            raise ConfigError(f"model.variant={kwargs['variant']!r} contradicts model.arch={arch!r}")
+            raise ConfigError(
+                f"model.variant={kwargs['variant']!r} contradicts model.arch={arch!r}"
+            )
         return HopeLM(from_dict(HopeConfig, {**kwargs, "variant": arch}, "model"))
     if arch == "titans":
         return TitansLM(from_dict(TitansLMConfig, kwargs, "model"))
@@ -62,7 +64,8 @@ def matched_config(
     lo, hi = multiple_of, 2 * multiple_of
     p_lo, p_hi = _count(arch, {**base, "d_ff": lo}), _count(arch, {**base, "d_ff": hi})
     per_unit = (p_hi - p_lo) / (hi - lo)
-    d_ff = max(multiple_of, round((lo + (target_params - p_lo) / per_unit) / multiple_of) * multiple_of)
+    exact = lo + (target_params - p_lo) / per_unit
+    d_ff = max(multiple_of, round(exact / multiple_of) * multiple_of)
     kwargs = {"arch": arch, **base, "d_ff": int(d_ff)}
     got = _count(arch, {**base, "d_ff": int(d_ff)})
     if abs(got - target_params) > 0.1 * target_params:

@@ -1,0 +1,402 @@
+"""Hope and Hope-Attention language models (arXiv 2512.24695 §8.3, Eq. 94-97; spec §8).
+
+A Hope block is a self-modifying Titans sequence mixer followed by a Continuum Memory System
+(CMS) chain of MLPs ordered fast → slow (Eq. 97, Fig. 5)::
+
+    x ← x + SelfModTitans(RMSNorm(x))              # Eq. 94-96: fast memories, chunk-wise DGD
+    x ← MLP^(f_K)(… MLP^(f_1)(x))                  # Eq. 97: level x + W_out σ(W_in RMSNorm(x))
+
+Hope-Attention swaps the mixer for causal softmax attention with RoPE (§8.3, "Hope-Attention").
+
+**CMS updates with the task loss inside ``forward``** (Eq. 71; spec §5.5 option A, "dynamic
+evaluation"). :meth:`HopeLM.forward` walks the sequence in segments of ``C^(1) =
+cms_chunk_sizes[0]`` tokens. For each segment it runs every block (carrying the Titans state, or the
+attention KV cache, and the CMS state across segments), computes the segment's next-token loss —
+targets are the next *input* tokens, known for every position but the sequence's last — **summed
+over batch and tokens**, takes one ``torch.autograd.grad`` w.r.t. the CMS fast weights of all
+blocks at once and lets each block's CMS ``step`` (level l applies its accumulated step every
+C^(l) tokens). This is the same in training and at inference, so:
+
+* causality: the output at position s depends on tokens ≤ s only (segment ``[a, b)`` is read with
+  weights updated by losses whose targets are tokens ≤ a);
+* per-sequence independence: every sequence owns its fast weights, and the batch-summed loss gives
+  each sequence exactly its own gradient;
+* with ``cms_inner_lr = 0`` the model is the plain stack ``Titans → frozen CMS`` for any chunk size.
+
+Choices where the paper is silent (see docs/ALGORITHMS.md): pre-norm residual mixer, tied
+embeddings with a final RMSNorm, the CMS hidden width ``d_ff`` shared by all levels, inner-loss
+reduction = sum over tokens (Eq. 71 literally, one η per token), and fresh fast state per call
+(every sequence is one context; spec §13.13).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..core.cms import VARIANTS as CMS_VARIANTS
+from ..core.cms import CMSConfig, CMSState, ContinuumMemory
+from ..core.titans import SelfModifyingTitans, TitansConfig, TitansState
+from .transformer import (
+    CausalSelfAttention,
+    KVCache,
+    TokenEmbedding,
+    check_heads,
+    check_positive,
+    check_tokens,
+)
+
+VARIANTS = ("hope", "hope_attention")
+
+# Per-level tuples as the YAML loader can coerce them (``config.from_dict`` checks fixed lengths).
+IntLevels = tuple[int] | tuple[int, int] | tuple[int, int, int] | tuple[int, int, int, int]
+FloatLevels = (
+    tuple[float]
+    | tuple[float, float]
+    | tuple[float, float, float]
+    | tuple[float, float, float, float]
+)
+
+
+@dataclass
+class HopeConfig:
+    """Sizes of Hope / Hope-Attention; the defaults are the small CPU size (about 1.6 M parameters).
+
+    None of these values is reported in the paper (spec §9.3); they are our choices.
+
+    Attributes:
+        variant: ``"hope"`` (self-modifying Titans mixer) or ``"hope_attention"`` (attention).
+        d_ff: hidden width of every CMS level MLP.
+        titans_chunk_memory / titans_chunk_other: write periods of ``M_mem`` / of ``M_k, M_v, M_η,
+            M_α``; both must divide ``cms_chunk_sizes[0]`` (the segment length).
+            ``M_mem`` writes every 8 tokens by default: a parameter that only acts through writes
+            gets no gradient when no write is read within the sequence (DDP needs them all).
+        mem_hidden: hidden width h of each Titans memory (``None`` = d_head).
+        eta_scale, momentum, conv_window: Titans inner-rule settings (see core/titans.py);
+            ``eta_scale`` 0.02 because 0.1 lets the self-generated targets diverge in training.
+        titans_first_order: cut the outer gradient through the Titans writes. Beware: k, v, η, α
+            (and ``W_in``, the ``M_k/M_v/M_η/M_α`` initial states) only act through writes, so with
+            this on they receive no outer gradient at all; keep it off (the default).
+        cms_chunk_sizes: C^(l), fast → slow; each a multiple of the first. The first one is the
+            segment length of the online loop, the main cost knob (default 32: Fig. 5's 16 is
+            about 1.4× slower on a CPU).
+        cms_inner_lr: η^(l) (one value for all levels or one per level); ≥ 0.
+        cms_variant: "sequential" (Eq. 73), "nested" (Eq. 72) or "independent" (Eq. 74).
+        cms_first_order: detach the CMS inner steps from the outer graph (first-order MAML).
+        rope_base: RoPE base of Hope-Attention.
+    """
+
+    variant: str = "hope"
+    vocab_size: int = 256
+    d_model: int = 128
+    n_layers: int = 4
+    n_heads: int = 4
+    d_ff: int = 256
+    max_seq_len: int = 512
+    titans_chunk_memory: int = 8
+    titans_chunk_other: int = 16
+    mem_hidden: int | None = None
+    conv_window: int = 4
+    eta_scale: float = 0.02
+    momentum: bool = True
+    titans_first_order: bool = False
+    cms_chunk_sizes: IntLevels = (32, 128, 256)
+    cms_inner_lr: float | FloatLevels = 1e-3
+    cms_variant: str = "sequential"
+    cms_first_order: bool = True
+    rope_base: float = 10000.0
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ValueError(f"model.variant must be one of {VARIANTS} (got {self.variant!r})")
+        check_positive(
+            "model",
+            self,
+            (
+                *("vocab_size", "d_model", "n_layers", "n_heads", "d_ff", "max_seq_len"),
+                *("titans_chunk_memory", "titans_chunk_other", "conv_window"),
+            ),
+        )
+        check_heads(self.d_model, self.n_heads, rope=self.variant == "hope_attention")
+        if self.mem_hidden is not None and self.mem_hidden <= 0:
+            raise ValueError(f"model.mem_hidden must be > 0 or null (got {self.mem_hidden})")
+        if not self.eta_scale > 0:
+            raise ValueError(f"model.eta_scale must be > 0 (got {self.eta_scale})")
+        if not self.rope_base > 1.0:
+            raise ValueError(f"model.rope_base must be > 1 (got {self.rope_base})")
+        self._check_cms()
+
+    def _check_cms(self) -> None:
+        for name in ("cms_chunk_sizes", "cms_inner_lr"):  # Python callers may pass lists
+            value: Any = getattr(self, name)
+            if isinstance(value, list):
+                setattr(self, name, tuple(value))
+        sizes = self.cms_chunk_sizes
+        if not isinstance(sizes, tuple) or not sizes or any(int(c) <= 0 for c in sizes):
+            raise ValueError(f"model.cms_chunk_sizes must be positive integers (got {sizes!r})")
+        if any(c % sizes[0] for c in sizes):
+            raise ValueError(
+                f"model.cms_chunk_sizes must all be multiples of the first (fastest) one "
+                f"(got {sizes})"
+            )
+        if self.cms_variant not in CMS_VARIANTS:
+            raise ValueError(
+                f"model.cms_variant must be one of {CMS_VARIANTS} (got {self.cms_variant!r})"
+            )
+        if self.cms_variant == "nested" and any(b % a for a, b in itertools.pairwise(sizes)):
+            raise ValueError("model.cms_chunk_sizes must each divide the next for nested CMS")
+        lrs = self.cms_inner_lr if isinstance(self.cms_inner_lr, tuple) else (self.cms_inner_lr,)
+        if isinstance(self.cms_inner_lr, tuple) and len(lrs) != len(sizes):
+            raise ValueError(
+                f"model.cms_inner_lr has {len(lrs)} entries but model.cms_chunk_sizes has "
+                f"{len(sizes)}"
+            )
+        if any(not math.isfinite(lr) or lr < 0 for lr in lrs):
+            raise ValueError(f"model.cms_inner_lr must be finite and >= 0 (got {lrs})")
+        if self.variant == "hope":
+            for name in ("titans_chunk_memory", "titans_chunk_other"):
+                if sizes[0] % getattr(self, name):
+                    raise ValueError(
+                        f"model.{name} ({getattr(self, name)}) must divide the CMS segment length "
+                        f"model.cms_chunk_sizes[0] ({sizes[0]}): Titans chunks restart at every "
+                        "segment"
+                    )
+
+    @property
+    def segment(self) -> int:
+        """Tokens per online step: the fastest CMS chunk C^(1)."""
+        return self.cms_chunk_sizes[0]
+
+    def titans(self) -> TitansConfig:
+        """Config of the self-modifying Titans mixer (Eq. 83-93)."""
+        return TitansConfig(
+            d_model=self.d_model,
+            n_heads=self.n_heads,
+            mem_hidden=self.mem_hidden,
+            chunk_size_memory=self.titans_chunk_memory,
+            chunk_size_other=self.titans_chunk_other,
+            conv_window=self.conv_window,
+            eta_scale=self.eta_scale,
+            momentum=self.momentum,
+            first_order=self.titans_first_order,
+            self_modifying=True,
+        )
+
+    def cms(self) -> CMSConfig:
+        """Config of each block's CMS chain (Eq. 70-74)."""
+        return CMSConfig(
+            d_model=self.d_model,
+            chunk_sizes=tuple(self.cms_chunk_sizes),
+            hidden=self.d_ff,
+            inner_lr=self.cms_inner_lr,
+            variant=self.cms_variant,
+            first_order=self.cms_first_order,
+        )
+
+
+@dataclass
+class HopeBlockState:
+    """Per-sequence state of one block: the mixer's (Titans memories or the KV cache of the tokens
+    seen so far; ``None`` before the first segment of Hope-Attention) and the CMS fast weights."""
+
+    mixer: TitansState | KVCache | None
+    cms: CMSState
+
+    def detach(self) -> HopeBlockState:
+        """Copy cut from the autograd graph (inference: no graph grows across segments)."""
+        mixer: TitansState | KVCache | None = self.mixer
+        if isinstance(mixer, TitansState):
+            mixer = mixer.detach()
+        elif mixer is not None:
+            mixer = (mixer[0].detach(), mixer[1].detach())
+        return HopeBlockState(mixer, self.cms.detach())
+
+
+class HopeBlock(nn.Module):
+    """One Hope (or Hope-Attention) block, ``[B, n, d] → [B, n, d]`` for one segment.
+
+    ``x ← x + Mixer(RMSNorm(x))`` with Mixer = self-modifying Titans (Eq. 94-96, which carries its
+    own causal conv, q/k L2 norm and output norm-and-gate) or causal RoPE attention; then the CMS
+    chain reads ``x`` with the current fast weights (Eq. 97). The CMS *write* is driven by
+    :class:`HopeLM`, which alone knows the task loss.
+    """
+
+    def __init__(self, config: HopeConfig) -> None:
+        super().__init__()
+        c = config
+        self.norm = nn.RMSNorm(c.d_model, eps=1e-6)
+        self.titans = SelfModifyingTitans(c.titans()) if c.variant == "hope" else None
+        self.attn = (
+            CausalSelfAttention(c.d_model, c.n_heads, c.max_seq_len, c.rope_base)
+            if c.variant == "hope_attention"
+            else None
+        )
+        self.cms = ContinuumMemory(c.cms())
+
+    def init_state(
+        self, batch_size: int, device: torch.device, dtype: torch.dtype
+    ) -> HopeBlockState:
+        """Fresh state: meta-learned initial memories / empty cache, CMS fast weights = θ0."""
+        mixer = None if self.titans is None else self.titans.init_state(batch_size, device, dtype)
+        return HopeBlockState(mixer, self.cms.init_state(batch_size))
+
+    def forward(self, x: Tensor, state: HopeBlockState) -> tuple[Tensor, HopeBlockState]:
+        """Mix and read one segment ``x [B, n, d]``; returns the output and the new mixer state
+        (the CMS state is unchanged here)."""
+        h = self.norm(x)
+        if self.titans is not None:
+            assert state.mixer is None or isinstance(state.mixer, TitansState)
+            y, mixer = self.titans(h, state.mixer)
+        else:
+            assert self.attn is not None and not isinstance(state.mixer, TitansState)
+            y, mixer = self.attn(h, state.mixer)
+        out = self.cms(x + y, state.cms)
+        return out, HopeBlockState(mixer, state.cms)
+
+
+def _fresh_alias(state: CMSState) -> CMSState:
+    """Give the fast weights a new autograd identity for this segment.
+
+    A level that did not update is the same tensor as in earlier segments, where it also fed the
+    Titans state / KV cache that this segment reads. Differentiating w.r.t. a per-segment alias
+    restricts ∂L_seg/∂θ̃ to this segment's reads (the gradient of Eq. 71 at fixed history) and
+    keeps each inner backward O(segment) instead of O(sequence so far).
+    """
+    weights = [[w.view_as(w) for w in ws] for ws in state.weights]
+    return CMSState(weights, state.accum, state.tokens_seen)
+
+
+class HopeLM(nn.Module):
+    """Hope / Hope-Attention LM: tied embedding → Hope blocks → RMSNorm → tied LM head, with the
+    online CMS updates of Eq. 71 inside :meth:`forward` (module docstring)."""
+
+    def __init__(self, config: HopeConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.tokens = TokenEmbedding(config.vocab_size, config.d_model)
+        self.blocks = nn.ModuleList(HopeBlock(config) for _ in range(config.n_layers))
+
+    def forward(self, tokens: Tensor, targets: Tensor | None = None) -> Tensor:
+        """Next-token logits, with the CMS levels learning from the sequence as it is read.
+
+        Args:
+            tokens: ``[B, T]`` int64 ids in ``[0, vocab_size)``, ``T <= max_seq_len``.
+            targets: optional ``[B, T]`` next-token ids for the CMS inner loss (training-time
+                variant: lets the last position learn too). Default: ``tokens`` shifted by one,
+                the last position of the sequence contributing no inner loss.
+
+        Returns:
+            ``[B, T, vocab_size]``.
+        """
+        return self.forward_online(tokens, targets)[0]
+
+    def forward_online(
+        self,
+        tokens: Tensor,
+        targets: Tensor | None = None,
+        trace: list[list[HopeBlockState]] | None = None,
+    ) -> tuple[Tensor, list[HopeBlockState]]:
+        """:meth:`forward` that also returns the final per-block states; if ``trace`` is a list,
+        the block states after every segment's CMS step are appended to it (for inspection)."""
+        c = self.config
+        check_tokens(tokens, c.vocab_size, c.max_seq_len)
+        if targets is not None:
+            if targets.shape != tokens.shape:
+                raise ValueError(
+                    f"targets must have the shape of tokens {tuple(tokens.shape)} "
+                    f"(got {tuple(targets.shape)})"
+                )
+            check_tokens(targets, c.vocab_size, c.max_seq_len)
+        if torch.is_inference_mode_enabled():
+            raise RuntimeError(
+                "HopeLM learns while it reads (CMS takes gradients inside forward): run it under "
+                "torch.no_grad(), not torch.inference_mode()"
+            )
+        b, t = tokens.shape
+        x = self.tokens(tokens)
+        states = [blk.init_state(b, x.device, x.dtype) for blk in self._blocks()]
+        outs = []
+        for s in range(0, t, c.segment):
+            e = min(s + c.segment, t)
+            logits, states = self._segment(x[:, s:e], tokens, targets, s, states)
+            outs.append(logits)
+            if trace is not None:
+                trace.append(list(states))
+        if not outs:  # T = 0
+            return x.new_zeros(b, 0, c.vocab_size), states
+        return torch.cat(outs, dim=1), states
+
+    def _blocks(self) -> list[HopeBlock]:
+        return [blk for blk in self.blocks if isinstance(blk, HopeBlock)]
+
+    def _segment(
+        self,
+        x: Tensor,
+        tokens: Tensor,
+        targets: Tensor | None,
+        start: int,
+        states: Sequence[HopeBlockState],
+    ) -> tuple[Tensor, list[HopeBlockState]]:
+        """Read one segment ``x [B, n, d]`` at positions ``start…start+n-1``, then write CMS."""
+        outer = torch.is_grad_enabled()
+        blocks = self._blocks()
+        n = x.size(1)
+        with torch.enable_grad():  # the inner (CMS) gradient is needed even at inference
+            states = [
+                HopeBlockState(st.mixer, _fresh_alias(blk.cms.prepare_for_inner_grad(st.cms)))
+                for blk, st in zip(blocks, states, strict=True)
+            ]
+            h, new_states = x, []
+            for blk, st in zip(blocks, states, strict=True):
+                h, st = blk(h, st)
+                new_states.append(st)
+            logits = self.tokens.logits(h)
+            grads = self._inner_grads(logits, tokens, targets, start, new_states, outer)
+        stepped = []
+        for blk, st, g in zip(blocks, new_states, grads, strict=True):
+            st = HopeBlockState(st.mixer, blk.cms.step(st.cms, g, n))
+            stepped.append(st if outer else st.detach())
+        return (logits if outer else logits.detach()), stepped
+
+    def _inner_grads(
+        self,
+        logits: Tensor,
+        tokens: Tensor,
+        targets: Tensor | None,
+        start: int,
+        states: Sequence[HopeBlockState],
+        outer: bool,
+    ) -> list[list[Tensor | None]]:
+        """∂L_seg/∂θ̃ for every block's CMS fast weights with one ``autograd.grad`` call.
+
+        ``L_seg`` = Σ over batch and targeted positions of the next-token cross-entropy (Eq. 71
+        with one η per token; the batch sum gives each sequence its own gradient).
+        """
+        blocks = self._blocks()
+        fast = [blk.cms.fast_weights(st.cms) for blk, st in zip(blocks, states, strict=True)]
+        n = logits.size(1)
+        # position p predicts input token p+1; the sequence's last position has no target
+        tgt = (
+            tokens[:, start + 1 : start + n + 1]
+            if targets is None
+            else targets[:, start : start + n]
+        )
+        if tgt.size(1) == 0:
+            return [[None] * len(f) for f in fast]
+        loss = F.cross_entropy(
+            logits[:, : tgt.size(1)].flatten(0, 1).float(), tgt.flatten(), reduction="sum"
+        )
+        second_order = outer and self.training and not self.config.cms_first_order
+        flat = [w for f in fast for w in f]
+        grads = torch.autograd.grad(
+            loss, flat, retain_graph=outer, create_graph=second_order, allow_unused=True
+        )
+        it = iter(grads)
+        return [[next(it) for _ in f] for f in fast]
