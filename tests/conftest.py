@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -72,6 +73,28 @@ def template_snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
             ignore=shutil.ignore_patterns("__pycache__", ".venv", "*.pyc"),
         )
     return dst
+
+
+@contextlib.contextmanager
+def task_env(**values: str) -> Iterator[None]:
+    """Set environment variables for copier's tasks.
+
+    Copier runs tasks with plumbum's ``local.env``, a copy of ``os.environ`` taken when plumbum was
+    first imported, so setting ``os.environ`` after that (e.g. with monkeypatch) never reaches them.
+    """
+    from plumbum import local
+
+    old = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        with local.env(**values):
+            yield
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def render(

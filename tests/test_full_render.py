@@ -16,7 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ARTIFACTS, DEFAULT_PACKAGE, ROOT, clean_env, render, rendered_files, run
+from conftest import (
+    ARTIFACTS,
+    DEFAULT_PACKAGE,
+    ROOT,
+    clean_env,
+    render,
+    rendered_files,
+    run,
+    task_env,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -32,14 +41,8 @@ MINIMAL = {
 
 def full_render(dst: Path, data: dict[str, Any]) -> Path:
     """Render from the repository (git), running the setup task; setup failures fail the test."""
-    import os
-
-    os.environ["PAPER_TO_CODE_STRICT"] = "1"
-    os.environ.pop("VIRTUAL_ENV", None)
-    try:
+    with task_env(PAPER_TO_CODE_STRICT="1"):
         render(ROOT, dst, data, tasks=True, vcs_ref="HEAD")
-    finally:
-        os.environ.pop("PAPER_TO_CODE_STRICT", None)
     return dst
 
 

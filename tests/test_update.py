@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import DEFAULT_PACKAGE, ROOT, clean_env, render, run
+from conftest import DEFAULT_PACKAGE, ROOT, clean_env, render, run, task_env
 
 pytestmark = pytest.mark.slow
 
@@ -101,12 +101,11 @@ def test_update_keeps_user_edits_and_merges_template_changes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     task_log = tmp_path / "tasks.log"
-    monkeypatch.setenv("PAPER_TO_CODE_TASK_LOG", str(task_log))
-    monkeypatch.setenv("PAPER_TO_CODE_STRICT", "1")
     monkeypatch.delenv("VIRTUAL_ENV", raising=False)
     repo = template_repo(tmp_path)
     project = tmp_path / "project"
-    render(repo, project, {}, tasks=True)  # release 1.0.0, full setup: .venv, uv.lock, first commit
+    with task_env(PAPER_TO_CODE_TASK_LOG=str(task_log), PAPER_TO_CODE_STRICT="1"):
+        render(repo, project, {}, tasks=True)  # release 1.0.0, full setup: .venv, uv.lock, commit
     assert task_log.read_text().splitlines() == [str(project)]
     lock_before = (project / "uv.lock").read_bytes()
 
@@ -125,7 +124,8 @@ def test_update_keeps_user_edits_and_merges_template_changes(
         append("template/.gitignore", "profiles/\n"),
         replace(T_MODEL, "THE EXAMPLE TO REPLACE", "THE EXAMPLE TO REPLACE (v1.1)"),
     )
-    update(project)
+    with task_env(PAPER_TO_CODE_TASK_LOG=str(task_log), PAPER_TO_CODE_STRICT="1"):
+        update(project)
 
     model = (project / f"src/{PKG}/models/transformer.py").read_text()
     assert "my_paper_block" in model and "(v1.1)" not in model  # user-owned: never overwritten
