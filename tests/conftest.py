@@ -1,11 +1,15 @@
-"""Helpers for testing the template: render it with copier, run commands inside a render."""
+"""Helpers for testing the template: render it with copier, run commands inside a render, serve
+its demo over HTTP."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import shutil
+import socket
 import subprocess
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +20,17 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 ARTIFACTS = ROOT / "test-artifacts"
 DEFAULT_PACKAGE = "attention_is_all_you_need"
+#: Headless Chromium for the browser tests: no GPU, sandbox, QUIC or background traffic.
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -42,6 +57,53 @@ def run(
             f"--- stdout ---\n{result.stdout[-6000:]}\n--- stderr ---\n{result.stderr[-6000:]}"
         )
     return result
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+@contextlib.contextmanager
+def http_server(cmd: list[str], cwd: Path, timeout: float, **env: str) -> Iterator[str]:
+    """Run ``cmd --port PORT`` in ``cwd`` and yield its URL once it answers over HTTP.
+
+    Polls the URL every 0.5 s; fails the test with the server's output if it exits first, or after
+    ``timeout`` seconds. On exit the server is terminated (killed if it does not stop in 30 s).
+    """
+    port = free_port()
+    proc = subprocess.Popen(
+        [*cmd, "--port", str(port)],
+        cwd=cwd,
+        env=clean_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=2)
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    out = proc.stdout.read() if proc.stdout else ""
+                    pytest.fail(f"{' '.join(cmd)} exited before answering:\n{out[-4000:]}")
+                if time.monotonic() > deadline:
+                    pytest.fail(f"{' '.join(cmd)} did not answer on {url} within {timeout:g} s")
+                time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 @pytest.fixture(scope="session", autouse=True)

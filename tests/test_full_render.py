@@ -7,10 +7,6 @@ The render is made from a git clone of the template (as users get it), with its 
 from __future__ import annotations
 
 import shutil
-import socket
-import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,9 +14,10 @@ from typing import Any
 import pytest
 from conftest import (
     ARTIFACTS,
+    CHROMIUM_FLAGS,
     DEFAULT_PACKAGE,
     ROOT,
-    clean_env,
+    http_server,
     render,
     rendered_files,
     run,
@@ -133,33 +130,9 @@ def test_train_cli_small_preset_runs(default_project: Path, tmp_path: Path) -> N
 
 @pytest.fixture(scope="module")
 def demo_server(default_project: Path) -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        ["uv", "run", "python", "demo/app.py", "--port", str(port)],
-        cwd=default_project,
-        env=clean_env(GRADIO_ANALYTICS_ENABLED="False"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            break
-        except OSError:
-            if proc.poll() is not None:
-                pytest.fail(f"demo exited early:\n{proc.stdout.read() if proc.stdout else ''}")
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("the demo did not answer within 120 s")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+    cmd = ["uv", "run", "python", "demo/app.py"]
+    with http_server(cmd, default_project, timeout=120, GRADIO_ANALYTICS_ENABLED="False") as url:
+        yield url
 
 
 def test_demo_answers_over_http(demo_server: str) -> None:
@@ -168,18 +141,6 @@ def test_demo_answers_over_http(demo_server: str) -> None:
     client = Client(demo_server, verbose=False)
     completion = client.predict("The model", 8, 0.0, 0, api_name="/generate")
     assert isinstance(completion, str) and completion.startswith("The model")
-
-
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.mark.browser

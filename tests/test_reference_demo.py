@@ -8,38 +8,17 @@ screenshot to ``test-artifacts/reference-demo.png``.
 from __future__ import annotations
 
 import shutil
-import socket
-import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ARTIFACTS, ROOT, clean_env, run
+from conftest import ARTIFACTS, CHROMIUM_FLAGS, ROOT, http_server, run
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 REFERENCE = ROOT / "reference" / "nested_learning"
 SCREENSHOT = ARTIFACTS / "reference-demo.png"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PROMPT = "The for statement"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
 
 
 @pytest.fixture(scope="module")
@@ -58,37 +37,9 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def demo_url(checkpoint: Path) -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        ["uv", "run", "python", "demo/app.py", "--checkpoint", str(checkpoint), "--port",
-         str(port)],
-        cwd=REFERENCE,
-        env=clean_env(GRADIO_ANALYTICS_ENABLED="False"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 180
-    try:
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=2)
-                break
-            except OSError:
-                if proc.poll() is not None:
-                    out = proc.stdout.read() if proc.stdout else ""
-                    pytest.fail(f"the demo exited early:\n{out[-4000:]}")
-                if time.monotonic() > deadline:
-                    pytest.fail("the demo did not answer within 180 s")
-                time.sleep(0.5)
+    cmd = ["uv", "run", "python", "demo/app.py", "--checkpoint", str(checkpoint)]
+    with http_server(cmd, REFERENCE, timeout=180, GRADIO_ANALYTICS_ENABLED="False") as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def test_a_person_generates_and_sees_the_memory_plots(demo_url: str) -> None:

@@ -3,11 +3,14 @@
 Every experiment script follows the same shape::
 
     args = parse_args("what it does", argv, quick_seeds=3, default_seeds=10)
-    per_seed = {"metric": {"method": [value for each seed]}}       # numbers only
+    timer = Timer()
+    per_seed = {"metric": {"method": [value for each seed]}}       # numbers only, see record()
     checks = [Check(...)]                                           # the stated verdict rules
-    payload = build_payload(name=..., claim=..., checks=checks, per_seed=per_seed, ...)
-    fig = ...; save_figure(fig, args.out, name)
-    write_result(name, payload, args.out)                          # results/<name>.json
+    return finish(name, fig, args=args, argv=argv, timer=timer, claim=..., checks=checks,
+                  per_seed=per_seed, ...)  # results/<name>.png and results/<name>.json
+
+:func:`finish` saves the figure, assembles the result with :func:`build_payload` and writes it
+with :func:`write_result`. The neural experiments (2-4) train with :func:`fit`.
 
 The verdict is never typed by hand: each :class:`Check` compares per-seed numbers with the rule of
 :func:`verdict_from_improvements`, and :func:`overall_verdict` combines the primary checks.
@@ -25,7 +28,7 @@ import shlex
 import statistics
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,6 +40,7 @@ matplotlib.use("Agg")  # headless: experiments run on CI and in subprocesses
 
 import torch
 from matplotlib.figure import Figure
+from torch import Tensor, nn
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "results"
@@ -128,7 +132,52 @@ def torch_threads(n: int | None = None) -> Iterator[None]:
         torch.set_num_threads(old)
 
 
+# --------------------------------------------------------------------------- training
+def snapshot(model: nn.Module) -> dict[str, Tensor]:
+    """A copy of the weights (tiny models: cheap enough to take every step)."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def fit(
+    model: nn.Module,
+    batch_loss: Callable[[], Tensor],
+    *,
+    steps: int,
+    lr: float,
+    weight_decay: float,
+) -> tuple[list[float], bool]:
+    """Train ``model`` for ``steps`` steps of AdamW with a one-cycle LR (10 % warm-up) and the
+    gradient norm clipped at 1; ``batch_loss()`` draws the next batch and returns its loss.
+
+    Returns the loss curve and whether training diverged. On the first non-finite loss training
+    stops and the model goes back to the last weights whose loss was finite (early stopping at
+    divergence).
+    """
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.1)
+    losses: list[float] = []
+    last_good = snapshot(model)
+    for _ in range(steps):
+        loss = batch_loss()
+        losses.append(loss.item())
+        if not math.isfinite(losses[-1]):  # diverged: back to the last weights with a finite loss
+            model.load_state_dict(last_good)
+            return losses, True
+        last_good = snapshot(model)
+        opt.zero_grad(set_to_none=True)
+        torch.autograd.backward(loss)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+    return losses, False
+
+
 # --------------------------------------------------------------------------- statistics
+def record(per_seed: PerSeed, metric: str, method: str, value: float) -> None:
+    """Append one seed's ``value`` to ``per_seed[metric][method]`` (created on first use)."""
+    per_seed.setdefault(metric, {}).setdefault(method, []).append(value)
+
+
 def describe(values: Sequence[float]) -> dict[str, float]:
     """mean, std (sample, 0 for one value), min, max and n of per-seed values."""
     vals = [float(v) for v in values]
@@ -378,3 +427,32 @@ class Timer:
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
+
+
+def finish(
+    name: str,
+    fig: Figure,
+    *,
+    args: RunArgs,
+    argv: Sequence[str] | None,
+    timer: Timer,
+    **fields: Any,
+) -> int:
+    """Save ``<name>.png``, then build, validate and write ``<name>.json`` into ``args.out``.
+
+    ``fields`` are the experiment's own :func:`build_payload` arguments (title, claim, paper_ref,
+    config, per_seed, checks, extra, notes); the command comes from ``experiments/<name>.py`` and
+    ``argv``, the wall time from ``timer`` (read after the figure is saved). Prints the result's
+    path and verdict and returns 0, the script's exit status.
+    """
+    save_figure(fig, args.out, name)
+    payload = build_payload(
+        name=name,
+        args=args,
+        command=command_line(f"{name}.py", argv),
+        wall_time_s=timer.elapsed(),
+        **fields,
+    )
+    path = write_result(name, payload, args.out)
+    print(f"{path}: verdict {payload['verdict']}")
+    return 0

@@ -41,17 +41,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import matplotlib.pyplot as plt
 import torch
-from common import (
-    Check,
-    PerSeed,
-    Timer,
-    build_payload,
-    command_line,
-    parse_args,
-    save_figure,
-    torch_threads,
-    write_result,
-)
+from common import Check, PerSeed, Timer, finish, parse_args, record, torch_threads
 from matplotlib.figure import Figure
 from torch import Tensor
 from tqdm import tqdm
@@ -242,7 +232,7 @@ class Runs:
     final_vs_eta: dict[str, list[Tensor]] = field(default_factory=dict)  # [E] per seed
 
     def add(self, metric: str, method: str, value: float) -> None:
-        self.per_seed.setdefault(metric, {}).setdefault(method, []).append(value)
+        record(self.per_seed, metric, method, value)
 
 
 def run_seed(cfg: StreamConfig, seed: int, best: dict[str, int], runs: Runs) -> None:
@@ -350,7 +340,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         best |= {m + IID: i for m, i in best_iid.items()}
         for seed in tqdm(args.seeds, desc=NAME, disable=not args.progress):
             run_seed(cfg, seed, best, runs)
-    save_figure(plot(cfg, runs), args.out, NAME)
     config = {
         **asdict(cfg),
         "switch": cfg.switch,
@@ -358,18 +347,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         "tuning_seed": tuning_seed,
         "iid_control": {"rank": cfg.d, "rho": 0.0, "key_noise": 0.0},
     }
-    payload = build_payload(
-        name=NAME,
+    return finish(
+        NAME,
+        plot(cfg, runs),
+        args=args,
+        argv=argv,
+        timer=timer,
         title="DGD vs GD vs the delta rule: recall on a correlated stream whose map switches",
         claim="GD's dot-product update ignores the memory's state, which is poor for correlated"
         " tokens; DGD's L2 objective adds a state-dependent decay and adapts better (§4.5).",
         paper_ref="arXiv 2512.24695 §4.5, Eq. 55-57 (η' corrected as in spec §4.2), Eq. 92-93",
-        args=args,
-        command=command_line("exp1_dgd_recall.py", argv),
         config=config,
         per_seed=runs.per_seed,
         checks=checks(),
-        wall_time_s=timer.elapsed(),
         extra={
             "final_error_vs_eta_mean": {
                 m: torch.stack(runs.final_vs_eta[m]).mean(0).tolist() for m in (DGD, DGD_PRINTED)
@@ -377,9 +367,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
         notes=NOTES,
     )
-    path = write_result(NAME, payload, args.out)
-    print(f"{path}: verdict {payload['verdict']}")
-    return 0
 
 
 NOTES = [

@@ -33,17 +33,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
-from common import (
-    Check,
-    PerSeed,
-    Timer,
-    build_payload,
-    command_line,
-    parse_args,
-    save_figure,
-    torch_threads,
-    write_result,
-)
+from common import Check, PerSeed, Timer, finish, fit, parse_args, record, torch_threads
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 from tqdm import tqdm
@@ -131,40 +121,23 @@ def train_model(
 ) -> tuple[nn.Module, list[float], bool]:
     """AdamW on the masked binary cross-entropy of the next-symbol sets (training lengths).
 
-    Returns the model, the loss curve and whether training diverged. On the first non-finite loss
-    training stops and the model goes back to the last weights whose loss was finite (early
-    stopping at divergence); ``diverged`` in the results records that this happened.
+    Returns the model, the loss curve and whether training diverged (:func:`common.fit`: on the
+    first non-finite loss the model goes back to the last weights whose loss was finite).
     """
     torch.manual_seed(seed)
     model = create_model(**kwargs)
-    opt = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, s.lr, total_steps=s.steps, pct_start=0.1)
     g = torch.Generator().manual_seed(seed)
     ids = formal_spec(language).label_token_ids
-    losses: list[float] = []
-    last_good = snapshot(model)
-    for _ in range(s.steps):
+
+    def batch_loss() -> Tensor:
         b = formal_language_batch(language, s.batch_size, s.train_min, s.train_max, g)
         per = F.binary_cross_entropy_with_logits(
             label_logits(model, b.inputs, ids), b.labels, reduction="none"
         ).mean(-1)
-        loss = (per * b.mask).sum() / b.mask.sum()
-        losses.append(loss.item())
-        if not math.isfinite(losses[-1]):  # diverged: back to the last weights with a finite loss
-            model.load_state_dict(last_good)
-            return model, losses, True
-        last_good = snapshot(model)
-        opt.zero_grad(set_to_none=True)
-        torch.autograd.backward(loss)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-    return model, losses, False
+        return (per * b.mask).sum() / b.mask.sum()
 
-
-def snapshot(model: nn.Module) -> dict[str, Tensor]:
-    """A copy of the weights (tiny models: cheap enough to take every step)."""
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+    losses, diverged = fit(model, batch_loss, steps=s.steps, lr=s.lr, weight_decay=0.0)
+    return model, losses, diverged
 
 
 @torch.no_grad()  # not inference_mode: Hope's CMS takes gradients while it reads
@@ -193,7 +166,7 @@ def run_all(s: Setup, seeds: Sequence[int], progress: bool) -> tuple[PerSeed, di
     jobs = [(seed, lang, m) for seed in seeds for lang in FORMAL_LANGUAGES for m in MODELS]
     for seed, lang, m in tqdm(jobs, desc=NAME, disable=not progress):
         model, losses, diverged = train_model(kwargs[m], lang, s, seed)
-        per_seed.setdefault(f"diverged {lang}", {}).setdefault(m, []).append(float(diverged))
+        record(per_seed, f"diverged {lang}", m, float(diverged))
         eval_seed = 10_000 + seed
         bins = {
             "bin0": (s.train_min, s.train_max),
@@ -201,7 +174,7 @@ def run_all(s: Setup, seeds: Sequence[int], progress: bool) -> tuple[PerSeed, di
         }
         for bin_name, (lo, hi) in bins.items():
             acc = string_accuracy(model, lang, lo, hi, s.eval_strings, eval_seed)
-            per_seed.setdefault(f"{bin_name} {lang}", {}).setdefault(m, []).append(acc)
+            record(per_seed, f"{bin_name} {lang}", m, acc)
         curves[f"{m} {lang} seed {seed}"] = losses[:: max(1, s.steps // 50)]
     for bin_name in ("bin0", "bin1"):
         for group, langs in (("regular", REGULAR), ("all", FORMAL_LANGUAGES)):
@@ -333,30 +306,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     timer = Timer()
     with torch_threads():
         per_seed, extra = run_all(s, args.seeds, args.progress)
-    save_figure(plot(per_seed), args.out, NAME)
     extra["paper_table5_percent_bin0_bin1"] = {
         model: dict(zip(FORMAL_LANGUAGES, rows, strict=True))
         for model, rows in PAPER_TABLE5.items()
     }
-    payload = build_payload(
-        name=NAME,
+    return finish(
+        NAME,
+        plot(per_seed),
+        args=args,
+        argv=argv,
+        timer=timer,
         title="Formal-language recognition: Hope vs Titans vs Transformer (Table 5)",
         claim="Hope recognises Parity, (aa)*, (abab)*, aⁿbⁿ, aⁿbⁿcⁿ and Shuffle-2 at 100 % on"
         " training (Bin0) and longer (Bin1) lengths, while the Transformer (46.4/0, 0/0, 0/0) and"
         " DeltaNet (98.2/10.1, 0/0, 0/0) fail on the first three (arXiv Table 5).",
         paper_ref="arXiv 2512.24695 Table 5 (spec §10.5); setting of Irie et al. (2023)",
-        args=args,
-        command=command_line("exp2_formal_languages.py", argv),
         config={**asdict(s), "languages": list(FORMAL_LANGUAGES), "models": list(MODELS)},
         per_seed=per_seed,
         checks=checks(),
-        wall_time_s=timer.elapsed(),
         extra=extra,
         notes=NOTES,
     )
-    path = write_result(NAME, payload, args.out)
-    print(f"{path}: verdict {payload['verdict']}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ chosen so every model has Hope's parameter count ±10 % (``matched_config``).
 
 from __future__ import annotations
 
-import math
 import random
 import statistics
 from collections.abc import Sequence
@@ -32,17 +31,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
-from common import (
-    Check,
-    PerSeed,
-    Timer,
-    build_payload,
-    command_line,
-    parse_args,
-    save_figure,
-    torch_threads,
-    write_result,
-)
+from common import Check, PerSeed, Timer, finish, fit, parse_args, record, torch_threads
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 from tqdm import tqdm
@@ -104,39 +93,22 @@ def model_kwargs(s: Setup) -> dict[str, dict[str, Any]]:
 def train_model(kwargs: dict[str, Any], s: Setup, seed: int) -> tuple[nn.Module, list[float], bool]:
     """AdamW on the cross-entropy at the queried keys; N drawn per batch from ``s.pairs``.
 
-    Returns the model, the loss curve and whether training diverged. On the first non-finite loss
-    training stops and the model goes back to the last weights whose loss was finite (early
-    stopping at divergence); ``diverged`` in the results records that this happened.
+    Returns the model, the loss curve and whether training diverged (:func:`common.fit`: on the
+    first non-finite loss the model goes back to the last weights whose loss was finite).
     """
     torch.manual_seed(seed)
     model = create_model(**kwargs)
-    opt = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, s.lr, total_steps=s.steps, pct_start=0.1)
     g = torch.Generator().manual_seed(seed)
     pick = random.Random(seed)
-    losses: list[float] = []
-    last_good = snapshot(model)
-    for _ in range(s.steps):
+
+    def batch_loss() -> Tensor:
         n = pick.choice(s.pairs)
         b = mqar_batch(s.batch_size, n, g, vocab_size=s.vocab_size, seq_len=s.seq_len)
         logits = model(b.inputs)
-        loss = F.cross_entropy(logits[b.mask], b.targets[b.mask])
-        losses.append(loss.item())
-        if not math.isfinite(losses[-1]):  # diverged: back to the last weights with a finite loss
-            model.load_state_dict(last_good)
-            return model, losses, True
-        last_good = snapshot(model)
-        opt.zero_grad(set_to_none=True)
-        torch.autograd.backward(loss)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-    return model, losses, False
+        return F.cross_entropy(logits[b.mask], b.targets[b.mask])
 
-
-def snapshot(model: nn.Module) -> dict[str, Tensor]:
-    """A copy of the weights (tiny models: cheap enough to take every step)."""
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+    losses, diverged = fit(model, batch_loss, steps=s.steps, lr=s.lr, weight_decay=0.0)
+    return model, losses, diverged
 
 
 @torch.no_grad()  # not inference_mode: Hope's CMS takes gradients while it reads
@@ -165,10 +137,10 @@ def run_all(s: Setup, seeds: Sequence[int], progress: bool) -> tuple[PerSeed, di
     ):
         model, losses, diverged = train_model(kwargs[m], s, seed)
         accs = [recall_accuracy(model, s, n, 10_000 + seed) for n in s.pairs]
-        per_seed.setdefault("diverged", {}).setdefault(m, []).append(float(diverged))
+        record(per_seed, "diverged", m, float(diverged))
         for n, acc in zip(s.pairs, accs, strict=True):
-            per_seed[f"acc N={n}"].setdefault(m, []).append(acc)
-        per_seed["acc mean"].setdefault(m, []).append(statistics.fmean(accs))
+            record(per_seed, f"acc N={n}", m, acc)
+        record(per_seed, "acc mean", m, statistics.fmean(accs))
         curves[f"{m} seed {seed}"] = losses[:: max(1, s.steps // 50)]
     params = {m: count_parameters(create_model(**kw)) for m, kw in kwargs.items()}
     return per_seed, {"model_kwargs": kwargs, "parameters": params, "loss_curves": curves}
@@ -255,26 +227,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     timer = Timer()
     with torch_threads():
         per_seed, extra = run_all(s, args.seeds, args.progress)
-    save_figure(plot(s, per_seed, extra["parameters"]), args.out, NAME)
-    payload = build_payload(
-        name=NAME,
+    return finish(
+        NAME,
+        plot(s, per_seed, extra["parameters"]),
+        args=args,
+        argv=argv,
+        timer=timer,
         title="Multi-query associative recall: Hope vs Titans vs Transformer at matched size",
         claim="Hope recalls in-context associations better than Titans (arXiv Table 3: SWDE 65.9"
         " vs 60.8, FDA 41.9 vs 37.6; Table 4 fuzzy ICR 52.1 vs 50.0), while the Transformer"
         " remains best on recall (SWDE 71.4).",
         paper_ref="arXiv 2512.24695 Tables 3-4 (spec §10.4); MQAR from Zoology (Arora et al.)",
-        args=args,
-        command=command_line("exp3_mqar.py", argv),
         config={**asdict(s), "models": list(MODELS)},
         per_seed=per_seed,
         checks=checks(s),
-        wall_time_s=timer.elapsed(),
         extra=extra,
         notes=NOTES,
     )
-    path = write_result(NAME, payload, args.out)
-    print(f"{path}: verdict {payload['verdict']}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -2,29 +2,39 @@
 
 Paper: arXiv 2512.24695 Table 2 (Hope has lower perplexity than Transformer++ at 760M / 1.3B) and
 Table 6 (ablations of Hope, average perplexity: Hope 12.24; w/o DGD 13.41; w/o momentum 13.58;
-w/o CMS 13.04; ...). Spec §12: at 1-5M parameters on a CPU the differences are small and noisy,
-so every variant is trained with 3 seeds and reported as mean ± spread of validation
-bits-per-byte (bits-per-character of the UTF-8 byte stream).
+w/o weight decay 13.71; w/o CMS 13.04; w/o inner-projection k / v / q 13.77 / 13.90 / 12.19).
+Spec §12: at 1-5M parameters on a CPU the differences are small and noisy, so every variant is
+trained with 3 seeds and reported as mean ± spread of validation bits-per-byte (bits-per-character
+of the UTF-8 byte stream).
 
 Variants (one config switch each, everything else equal):
 
 * ``hope``: self-modifying Titans (chunk 16, DGD, momentum) + CMS levels {16, 32} (tokens; the
   windows are 64 bytes) with online updates (Eq. 71);
-* ``w/o DGD``: Titans inner rule = plain GD + retention (``TitansConfig.dgd = False``);
+* ``w/o DGD``: Titans inner rule = plain GD + retention (``titans_dgd: false``);
 * ``w/o CMS``: ``cms_inner_lr = 0`` - the CMS MLPs become ordinary (static) MLPs, as in a model
   without a continuum memory;
-* ``w/o self-modification``: static k, v, η, α projections (``TitansConfig.self_modifying =
-  False``, the Titans LMM mixer inside Hope; fewer parameters, see ``extra.parameters``);
+* ``w/o self-modification``: static k, v, η, α projections (``titans_self_modifying:
+  false``, the Titans LMM mixer inside Hope; fewer parameters, see ``extra.parameters``);
 * ``w/o momentum``: ``momentum = False`` in the Titans inner update;
+* ``w/o weight decay``: the retention gate of the inner rule (Eq. 88's α_t, "DGD plus weight
+  decay") is fixed at α = 1 (``titans_retention: false``; the outer AdamW weight decay is
+  unchanged); the DGD decay along k stays;
+* ``w/o inner-projection k`` / ``v``: the memory ``M_k`` / ``M_v`` is never written in context
+  (``titans_static: [k]`` / ``[v]``) -
+  it stays at its meta-learned initial state, learned by the outer loop only. Spec §10.6 reads the
+  ablation as "the projection moves to the lowest-frequency level, i.e. it becomes a static
+  layer"; ours is the static residual MLP ``M_k,0`` / ``M_v,0`` after the static ``W_in`` (the
+  same parameters as ``hope``, so only the in-context adaptation of k / v is removed);
 * ``transformer``: Transformer++ at Hope's parameter count (±10 %), same tokens.
 
-``w/o weight decay`` and ``w/o inner-projection`` of Table 6 are not run (time budget).
+``w/o inner-projection q`` is not a variant: our Hope's q is already a static projection
+(``q = l2norm(W_q x)``, the paper's text and spec §7.1), i.e. ``hope`` *is* that row.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import statistics
 from collections.abc import Sequence
@@ -34,24 +44,13 @@ from typing import Any
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
-from common import (
-    Check,
-    PerSeed,
-    Timer,
-    build_payload,
-    command_line,
-    parse_args,
-    save_figure,
-    torch_threads,
-    write_result,
-)
+from common import Check, PerSeed, Timer, finish, fit, parse_args, record, torch_threads
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from nested_learning.core.titans import SelfModifyingTitans
 from nested_learning.data import TextDataset, load_text
-from nested_learning.models import HopeConfig, HopeLM, count_parameters, create_model
+from nested_learning.models import count_parameters, create_model
 from nested_learning.models import matched_config as match_params
 
 NAME = "exp4_char_lm"
@@ -63,10 +62,23 @@ HOPE, NO_DGD, NO_CMS, NO_SELFMOD, NO_MOM, TRANSFORMER = (
     "w/o momentum",
     "transformer",
 )
-VARIANTS = (HOPE, NO_DGD, NO_CMS, NO_SELFMOD, NO_MOM, TRANSFORMER)
-ABLATIONS = (NO_DGD, NO_CMS, NO_SELFMOD, NO_MOM)
+NO_WD, NO_INNER_K, NO_INNER_V = (
+    "w/o weight decay",
+    "w/o inner-projection k",
+    "w/o inner-projection v",
+)
+ABLATIONS = (NO_DGD, NO_CMS, NO_SELFMOD, NO_MOM, NO_WD, NO_INNER_K, NO_INNER_V)
+VARIANTS = (HOPE, *ABLATIONS, TRANSFORMER)
 #: arXiv Table 6, average perplexity (the Transformer++ row is from Table 2, not comparable).
-PAPER_TABLE6_PPL = {HOPE: 12.24, NO_DGD: 13.41, NO_MOM: 13.58, NO_CMS: 13.04}
+PAPER_TABLE6_PPL = {
+    HOPE: 12.24,
+    NO_DGD: 13.41,
+    NO_MOM: 13.58,
+    NO_WD: 13.71,
+    NO_CMS: 13.04,
+    NO_INNER_K: 13.77,
+    NO_INNER_V: 13.90,
+}
 LN2 = math.log(2.0)
 
 
@@ -91,6 +103,18 @@ class Setup:
 QUICK = Setup(steps=4, batch_size=4, seq_len=32, eval_batches=1, d_model=32, d_ff=64)
 
 
+#: The one HopeConfig switch of each ablation; the rest (and the initial weights) equal Hope's.
+ABLATIONS: dict[str, dict[str, Any]] = {
+    NO_DGD: {"titans_dgd": False},
+    NO_CMS: {"cms_inner_lr": 0.0},
+    NO_SELFMOD: {"titans_self_modifying": False},
+    NO_MOM: {"momentum": False},
+    NO_WD: {"titans_retention": False},
+    NO_INNER_K: {"titans_static": ("k",)},
+    NO_INNER_V: {"titans_static": ("v",)},
+}
+
+
 def hope_kwargs(s: Setup) -> dict[str, Any]:
     return {
         "arch": "hope",
@@ -107,39 +131,13 @@ def hope_kwargs(s: Setup) -> dict[str, Any]:
     }
 
 
-def _with_titans_switch(kwargs: dict[str, Any], **switch: Any) -> nn.Module:
-    """Hope with a TitansConfig switch (``dgd`` / ``self_modifying``).
-
-    Uses the HopeConfig field when the model exposes it; otherwise rebuilds each block's mixer
-    from ``dataclasses.replace(config.titans(), **switch)`` (same sizes, fresh initialisation).
-    """
-    fields = {f.name for f in dataclasses.fields(HopeConfig)}
-    if set(switch) <= fields:
-        return create_model(**kwargs, **switch)
-    model = create_model(**kwargs)
-    assert isinstance(model, HopeLM)
-    titans_cfg = dataclasses.replace(model.config.titans(), **switch)
-    for block in model.blocks:
-        block.titans = SelfModifyingTitans(titans_cfg)
-    return model
-
-
 def build_variant(variant: str, s: Setup) -> nn.Module:
-    """The model of one row of the ablation table (module docstring)."""
-    kw = hope_kwargs(s)
-    if variant == HOPE:
-        return create_model(**kw)
-    if variant == NO_DGD:
-        return _with_titans_switch(kw, dgd=False)
-    if variant == NO_SELFMOD:
-        return _with_titans_switch(kw, self_modifying=False)
-    if variant == NO_CMS:
-        return create_model(**{**kw, "cms_inner_lr": 0.0})
-    if variant == NO_MOM:
-        return create_model(**{**kw, "momentum": False})
+    """The model of one row of the ablation table (module docstring): Hope with one switch."""
     if variant == TRANSFORMER:
         return create_model(**transformer_kwargs(s))
-    raise ValueError(f"variant must be one of {VARIANTS} (got {variant!r})")
+    if variant != HOPE and variant not in ABLATIONS:
+        raise ValueError(f"variant must be one of {VARIANTS} (got {variant!r})")
+    return create_model(**{**hope_kwargs(s), **ABLATIONS.get(variant, {})})
 
 
 def transformer_kwargs(s: Setup) -> dict[str, Any]:
@@ -154,35 +152,17 @@ def train_and_eval(
 ) -> tuple[float, list[float], bool]:
     """Train with AdamW (one-cycle LR); returns the validation loss (nats/byte), the loss curve
     and whether training diverged (then it stopped at the first non-finite loss and the last
-    weights with a finite loss are evaluated)."""
+    weights with a finite loss are evaluated, see :func:`common.fit`)."""
     torch.manual_seed(seed)
     model = build_variant(variant, s)
-    opt = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=0.1)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, s.lr, total_steps=s.steps, pct_start=0.1)
     g = torch.Generator().manual_seed(seed)
-    losses: list[float] = []
-    last_good = snapshot(model)
-    diverged = False
-    for _ in range(s.steps):
+
+    def batch_loss() -> Tensor:
         x, y = data.get_batch("train", s.batch_size, s.seq_len, g)
-        loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
-        losses.append(loss.item())
-        if not math.isfinite(losses[-1]):
-            model.load_state_dict(last_good)
-            diverged = True
-            break
-        last_good = snapshot(model)
-        opt.zero_grad(set_to_none=True)
-        torch.autograd.backward(loss)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
+        return F.cross_entropy(model(x).flatten(0, 1), y.flatten())
+
+    losses, diverged = fit(model, batch_loss, steps=s.steps, lr=s.lr, weight_decay=0.1)
     return validation_loss(model, data, s), losses, diverged
-
-
-def snapshot(model: nn.Module) -> dict[str, Tensor]:
-    """A copy of the weights (tiny models: cheap enough to take every step)."""
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 @torch.no_grad()  # not inference_mode: Hope's CMS takes gradients while it reads
@@ -205,9 +185,9 @@ def run_all(
     jobs = [(seed, v) for seed in seeds for v in VARIANTS]
     for seed, v in tqdm(jobs, desc=NAME, disable=not progress):
         loss, curve, diverged = train_and_eval(v, s, data, seed)
-        per_seed.setdefault("diverged", {}).setdefault(v, []).append(float(diverged))
-        per_seed["val loss"].setdefault(v, []).append(loss)
-        per_seed["val bpc"].setdefault(v, []).append(loss / LN2)
+        record(per_seed, "diverged", v, float(diverged))
+        record(per_seed, "val loss", v, loss)
+        record(per_seed, "val bpc", v, loss / LN2)
         curves[f"{v} seed {seed}"] = curve[:: max(1, s.steps // 50)]
     params = {v: count_parameters(build_variant(v, s)) for v in VARIANTS}
     tokens = s.steps * s.batch_size * s.seq_len
@@ -246,12 +226,13 @@ def checks() -> list[Check]:
 
 def plot(per_seed: PerSeed, params: dict[str, int]) -> Figure:
     """Validation bpc per variant: per-seed points and the mean."""
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, ax = plt.subplots(figsize=(12, 4.5))
     for i, v in enumerate(VARIANTS):
         vals = per_seed["val bpc"][v]
         ax.scatter([i] * len(vals), vals, alpha=0.6, c=f"C{i}")
         ax.hlines(statistics.fmean(vals), i - 0.3, i + 0.3, colors=f"C{i}")
-    ax.set_xticks(range(len(VARIANTS)), [f"{v}\n{params[v] / 1e3:.0f}k" for v in VARIANTS])
+    labels = [f"{v}\n{params[v] / 1e3:.0f}k".replace(" ", "\n") for v in VARIANTS]
+    ax.set_xticks(range(len(VARIANTS)), labels)
     ax.tick_params(axis="x", labelsize=8)
     ax.set_ylabel("validation bits per byte (lower is better)")
     ax.set_title("Byte-level LM: Hope, its Table 6 ablations and Transformer++")
@@ -267,8 +248,15 @@ NOTES = [
     " training speed of tiny models, not converged quality.",
     "A run whose training loss becomes non-finite stops there and is evaluated with the last"
     " weights whose loss was finite; 'diverged' records it (1 = diverged).",
-    "w/o DGD and w/o self-modification rebuild each block's Titans mixer with the TitansConfig"
-    " switch when HopeConfig has no such field (fresh initialisation, same sizes).",
+    "w/o DGD, w/o self-modification and w/o weight decay rebuild each block's Titans mixer with"
+    " the TitansConfig switch when HopeConfig has no such field (fresh initialisation, same"
+    " sizes).",
+    "'weight decay' in Table 6 is the inner rule's retention gate α_t (Eq. 88), not the outer"
+    " AdamW weight decay: w/o weight decay fixes α = 1 and keeps AdamW's 0.1.",
+    "w/o inner-projection k / v never write M_k / M_v in context: they stay at their"
+    " meta-learned initial states (static layers learned by the outer loop, spec §10.6), with"
+    " Hope's parameters and initial weights. There is no w/o inner-projection q run: our Hope's"
+    " q is already static (Table 6: 12.19, slightly better than Hope's 12.24).",
     "Table 6's perplexities are 760M-class averages over benchmarks; only the sign of each"
     " ablation is comparable.",
 ]
@@ -286,27 +274,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     timer = Timer()
     with torch_threads():
         per_seed, extra = run_all(s, data, args.seeds, args.progress)
-    save_figure(plot(per_seed, extra["parameters"]), args.out, NAME)
     extra["paper_table6_ppl"] = PAPER_TABLE6_PPL
-    payload = build_payload(
-        name=NAME,
+    return finish(
+        NAME,
+        plot(per_seed, extra["parameters"]),
+        args=args,
+        argv=argv,
+        timer=timer,
         title="Byte-level LM: Hope vs Transformer++ and the Table 6 ablations",
         claim="Hope models language better than Transformer++ at matched size (Table 2), and"
-        " removing DGD, CMS, self-modification or momentum raises Hope's perplexity (Table 6:"
-        " 12.24 → 13.41 w/o DGD, 13.04 w/o CMS, 13.58 w/o momentum).",
+        " removing DGD, CMS, self-modification, momentum, the inner weight decay or the k / v"
+        " inner projections raises Hope's perplexity (Table 6: 12.24 → 13.41 w/o DGD, 13.04 w/o"
+        " CMS, 13.58 w/o momentum, 13.71 w/o weight decay, 13.77 / 13.90 w/o inner-projection"
+        " k / v).",
         paper_ref="arXiv 2512.24695 Table 2 and Table 6 (spec §10.1, §10.6, §12)",
-        args=args,
-        command=command_line("exp4_char_lm.py", argv),
         config={**asdict(s), "data": known.data or "embedded default corpus (pydoc topics)"},
         per_seed=per_seed,
         checks=checks(),
-        wall_time_s=timer.elapsed(),
         extra=extra,
         notes=NOTES,
     )
-    path = write_result(NAME, payload, args.out)
-    print(f"{path}: verdict {payload['verdict']}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -44,17 +44,7 @@ from dataclasses import asdict, dataclass, field
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
-from common import (
-    Check,
-    PerSeed,
-    Timer,
-    build_payload,
-    command_line,
-    parse_args,
-    save_figure,
-    torch_threads,
-    write_result,
-)
+from common import Check, PerSeed, Timer, finish, parse_args, record, torch_threads
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torch import Tensor, nn
@@ -378,7 +368,7 @@ class Collected:
     A: dict[str, list[Tensor]] = field(default_factory=dict)
 
     def add(self, metric: str, method: str, value: float) -> None:
-        self.per_seed.setdefault(metric, {}).setdefault(method, []).append(value)
+        record(self.per_seed, metric, method, value)
 
 
 def collect_seed(
@@ -591,15 +581,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         tuned = (tune_ortho(ocfg, tuning_seed), tune_class_inc(ccfg, tuning_seed))
         for seed in tqdm(args.seeds, desc=NAME, disable=not args.progress):
             collect_seed(seed, (ocfg, ccfg), tuned, col)
-    save_figure(plot(col), args.out, NAME)
-    payload = build_payload(
-        name=NAME,
+    return finish(
+        NAME,
+        plot(col),
+        args=args,
+        argv=argv,
+        timer=timer,
         title="Continual learning: optimizer memory on orthogonal tasks (a) and CMS (b)",
         claim="(a) Forgetting is caused by how the optimizer manages its memory of gradients, not"
         " by capacity (§4.3, Eq. 45); (b) CMS's multi-frequency levels reduce forgetting (§7).",
         paper_ref="arXiv 2512.24695 §4.3 Eq. 45, §4.4 Eq. 48-49, §7 Eq. 70-71 and Eq. 75 / Alg. 1",
-        args=args,
-        command=command_line("exp5_continual.py", argv),
         config={
             "orthogonal": asdict(ocfg),
             "class_incremental": asdict(ccfg),
@@ -608,16 +599,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
         per_seed=col.per_seed,
         checks=checks(),
-        wall_time_s=timer.elapsed(),
         extra={
             "loss_matrix_mean": {n: torch.stack(v).mean(0).tolist() for n, v in col.R.items()},
             "accuracy_matrix_mean": {n: torch.stack(v).mean(0).tolist() for n, v in col.A.items()},
         },
         notes=NOTES,
     )
-    path = write_result(NAME, payload, args.out)
-    print(f"{path}: verdict {payload['verdict']}")
-    return 0
 
 
 NOTES = [

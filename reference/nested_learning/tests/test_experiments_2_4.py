@@ -9,12 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = ROOT / "experiments"
 sys.path.insert(0, str(EXPERIMENTS))  # the scripts import `common` as a sibling module
 
 import common  # noqa: E402
+import exp4_char_lm as exp4  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -73,6 +75,7 @@ def test_exp4_char_lm_quick_with_a_data_file(tmp_path: Path) -> None:
     text.write_text("the quick brown fox jumps over the lazy dog. " * 300, encoding="utf-8")
     p = run_quick("exp4_char_lm.py", tmp_path, "--data", str(text))
     variants = {"hope", "w/o DGD", "w/o CMS", "w/o self-modification", "w/o momentum"}
+    variants |= {"w/o weight decay", "w/o inner-projection k", "w/o inner-projection v"}
     assert set(p["per_seed"]["val bpc"]) == variants | {"transformer"}
     for v, bpc in p["per_seed"]["val bpc"].items():
         loss = p["per_seed"]["val loss"][v]
@@ -80,3 +83,25 @@ def test_exp4_char_lm_quick_with_a_data_file(tmp_path: Path) -> None:
     params = p["extra"]["parameters"]
     assert abs(params["transformer"] - params["hope"]) <= 0.1 * params["hope"]
     assert p["config"]["data"] == str(text)
+
+
+def test_exp4_ablations_keep_hopes_parameters_and_switch_one_thing() -> None:
+    s = exp4.QUICK
+    torch.manual_seed(0)
+    hope = exp4.build_variant(exp4.HOPE, s).state_dict()
+    for variant in (exp4.NO_INNER_K, exp4.NO_INNER_V, exp4.NO_WD, exp4.NO_DGD):
+        torch.manual_seed(0)
+        model = exp4.build_variant(variant, s)
+        # the same initial weights as Hope: only the switched behaviour differs
+        assert all(torch.equal(v, hope[k]) for k, v in model.state_dict().items())
+        assert set(model.state_dict()) == set(hope)
+        mixers = [block.titans.config for block in model.blocks]
+        if variant == exp4.NO_WD:
+            assert all(not m.retention for m in mixers)
+        elif variant == exp4.NO_DGD:
+            assert all(not m.dgd for m in mixers)
+        else:
+            assert all(
+                m.static == ({exp4.NO_INNER_K: ("k",), exp4.NO_INNER_V: ("v",)}[variant])
+                for m in mixers
+            )

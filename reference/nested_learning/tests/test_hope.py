@@ -198,3 +198,18 @@ def test_small_preset_trains_200_steps_on_cpu() -> None:
         assert all(torch.isfinite(p).all() for p in model.parameters())
     assert all(map(lambda v: v == v and abs(v) < float("inf"), losses))
     assert sum(losses[-20:]) / 20 < 0.75 * sum(losses[:5]) / 5
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "titans_field", "titans_value"),
+    [
+        ("titans_dgd", False, "dgd", False),
+        ("titans_retention", False, "retention", False),
+        ("titans_self_modifying", False, "self_modifying", False),
+        ("titans_static", ["k", "v"], "static", ("k", "v")),
+    ],
+)
+def test_ablation_switches_reach_the_mixer(field, value, titans_field, titans_value):
+    """Table 6's ablations are plain config fields (YAML lists become tuples)."""
+    model = create_model(arch="hope", d_model=16, n_layers=1, n_heads=2, d_ff=16, **{field: value})
+    assert all(getattr(b.titans.config, titans_field) == titans_value for b in model.blocks)

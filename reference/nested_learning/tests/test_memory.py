@@ -8,6 +8,8 @@ from nested_learning.core.memory import (
     ACTIVATIONS,
     FastWeights,
     MemoryGrads,
+    dgd_chunk_apply,
+    dgd_chunk_coefficients,
     dgd_chunk_update,
     dgd_chunk_update_sequential,
     matrix_memory_dgd_dot,
@@ -160,6 +162,23 @@ def test_closed_form_gradients_equal_sequential(momentum, lead, k_lead):
         run(dgd_chunk_update), run(dgd_chunk_update_sequential), strict=True
     ):
         torch.testing.assert_close(g_closed, g_seq)
+
+
+@pytest.mark.parametrize("dgd,momentum", CASES)
+def test_coefficients_batched_over_chunks_chain_like_per_chunk_updates(dgd, momentum):
+    """Coefficients computed once for N chunks, then applied chunk by chunk (the Titans mixer's
+    fast path), give every intermediate state of N sequential per-chunk updates."""
+    n, c, d, h, beta = 3, 5, 4, 3, (0.7 if momentum else 0.0)
+    state = rand_state((2, 2), d, h, momentum)
+    chunks = [rand_chunk((2, 2), c, d, h) for _ in range(n)]
+    k, eta, alpha = (torch.stack([ch[i] for ch in chunks], dim=2) for i in (0, 2, 3))
+    coef = dgd_chunk_coefficients(k, eta, alpha, dgd=dgd, beta=beta)
+    fast, slow = state, state
+    for one, (ki, grads, ei, ai) in zip(coef.unbind(2), chunks, strict=True):
+        fast = dgd_chunk_apply(fast, ki, grads, one, beta=beta)
+        slow = dgd_chunk_update_sequential(slow, ki, grads, ei, ai, dgd=dgd, beta=beta)
+        for x, y in zip(fast, slow, strict=True):
+            torch.testing.assert_close(x, y)
 
 
 def gated_delta(s, k, w, b, alpha):

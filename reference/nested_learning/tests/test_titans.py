@@ -108,7 +108,7 @@ def reference(mod, x):
         eta = cfg.eta_scale * torch.sigmoid(el_t)
         alpha = torch.sigmoid(al_t) if cfg.retention else torch.ones_like(eta)
         if cfg.self_modifying:
-            for n in OTHER:
+            for n in (n for n in OTHER if n not in cfg.static):  # static: never written
                 run[n] = write(cfg, run[n], snap_o[n], k, mlp(snap_o[n], v, act), eta, alpha, act)
         outs.append(mlp(snap_m, q[:, t], act))
         target = mlp(snap_m, v, act) if cfg.self_modifying else v
@@ -157,6 +157,8 @@ def test_matches_per_token_reference(c_other, c_mem, self_modifying, momentum):
         {"activation": "tanh", "conv_window": 1},
         {"parallel_update": False, "chunk_size_other": 3},
         {"first_order": True},
+        {"static": ("k",)},
+        {"static": ("v", "alpha"), "momentum": False},
     ],
 )
 def test_variants_match_reference(kw):
@@ -306,6 +308,7 @@ def test_first_order_differs_only_through_the_updates():
         ("eta_scale", 0.0),
         ("momentum_beta", 1.0),
         ("activation", "swish"),
+        ("static", ("q",)),  # q is a static projection already; only k, v, eta, alpha are memories
     ],
 )
 def test_bad_config_raises(field, value):

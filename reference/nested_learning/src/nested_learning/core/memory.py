@@ -42,8 +42,11 @@ from torch import Tensor
 
 __all__ = [
     "ACTIVATIONS",
+    "ChunkCoefficients",
     "FastWeights",
     "MemoryGrads",
+    "dgd_chunk_apply",
+    "dgd_chunk_coefficients",
     "dgd_chunk_update",
     "dgd_chunk_update_sequential",
     "matrix_memory_dgd_dot",
@@ -199,6 +202,87 @@ def _shift_vec(v: Tensor) -> Tensor:
     return F.pad(v[..., :-1], (1, 0))
 
 
+class ChunkCoefficients(NamedTuple):
+    """What a chunk's closed-form write needs that does not depend on the memory's state.
+
+    Shapes for ``C`` tokens and leading dims ``...`` (a stack of memories sharing ``k`` has none
+    for the stack). Computed once for many chunks at a time (:func:`dgd_chunk_coefficients`),
+    then applied chunk by chunk (:func:`dgd_chunk_apply`); see :func:`dgd_chunk_update` for the
+    notation.
+    """
+
+    eta: Tensor  # applied step sizes                       [..., C]
+    g_last: Tensor  # g_C = prod_s alpha_s                   [...]
+    d_last: Tensor  # D[C, i]                                [..., C]
+    c_last: Tensor  # c_C (0 without momentum)               [...]
+    gam_last: Tensor  # Gam[C, i]                            [..., C]
+    g_prev: Tensor  # g_{t-1} (1 at t = 1)                   [..., C]
+    c_prev: Tensor  # c_{t-1}                                [..., C]
+    solve: Tensor | None  # (I + diag(eta)(Gam_prev o KK^T))^-1 diag(-eta)   [..., C, C]
+    d_kk: Tensor | None  # D_prev o K K^T                   [..., C, C]
+
+    def unbind(self, dim: int) -> list[ChunkCoefficients]:
+        """Split a batch of chunks along ``dim`` (unbind: backward stacks the gradients once,
+        instead of a zero-padded gradient per chunk as indexing would)."""
+
+        def split(f: Tensor | None) -> list[Tensor | None]:
+            return [None] * n if f is None else list(f.unbind(dim))
+
+        n = self.eta.shape[dim]
+        dense = (self.eta, self.g_last, self.d_last, self.c_last, self.gam_last, self.g_prev)
+        eta, g, d, c, gam, g_prev, c_prev = (f.unbind(dim) for f in (*dense, self.c_prev))
+        solve, d_kk = split(self.solve), split(self.d_kk)
+        return [
+            ChunkCoefficients(
+                eta[i], g[i], d[i], c[i], gam[i], g_prev[i], c_prev[i], solve[i], d_kk[i]
+            )
+            for i in range(n)
+        ]
+
+
+def dgd_chunk_coefficients(
+    k: Tensor, eta: Tensor, alpha: Tensor, *, dgd: bool = True, beta: float = 0.0
+) -> ChunkCoefficients:
+    """The state-independent part of :func:`dgd_chunk_update` (same notation, any leading dims).
+
+    Shapes: ``k [..., C, d]``, ``eta, alpha [..., C]``. ``beta`` is the momentum coefficient
+    (0 without momentum). The ``C x C`` triangular system is inverted here, once for every chunk
+    of the call, so a chunk's write needs only matmuls with its state.
+    """
+    n = k.shape[-2]
+    # log-space decays; the clamp keeps alpha = 0 (saturated sigmoid) from giving -inf - -inf
+    log_g = torch.log(alpha.clamp_min(torch.finfo(alpha.dtype).tiny)).cumsum(-1)  # [..., C]
+    lower = _tril(n, k)
+    gam = torch.exp((log_g[..., :, None] - log_g[..., None, :]).masked_fill(~lower, -torch.inf))
+    if beta:
+        idx = torch.arange(n, device=k.device, dtype=k.dtype)
+        bm = torch.where(lower, beta ** (idx[:, None] - idx[None, :]).clamp(min=0), 0.0)
+        d_mat = gam @ bm
+        c = gam @ beta ** (idx + 1)
+    else:
+        d_mat, c = gam, torch.zeros_like(log_g)
+    solve = d_kk = None
+    if dgd:
+        kk = k @ k.mT
+        eye = torch.eye(n, dtype=k.dtype, device=k.device)
+        tri = eye + eta[..., None] * (_shift_rows(gam) * kk)
+        solve = torch.linalg.solve_triangular(
+            tri, torch.diag_embed(-eta), upper=False, unitriangular=True
+        )
+        d_kk = _shift_rows(d_mat) * kk
+    return ChunkCoefficients(
+        eta=eta,
+        g_last=torch.exp(log_g[..., -1]),
+        d_last=d_mat[..., -1, :],
+        c_last=c[..., -1],
+        gam_last=gam[..., -1, :],
+        g_prev=torch.exp(_shift_vec(log_g)),
+        c_prev=_shift_vec(c),
+        solve=solve,
+        d_kk=d_kk,
+    )
+
+
 def dgd_chunk_update(
     state: FastWeights,
     k: Tensor,
@@ -227,21 +311,43 @@ def dgd_chunk_update(
 
     Without momentum ``beta = 0`` and ``S_0 = 0``, so ``D = Gam`` and ``c = 0``.
     Shapes as in :func:`dgd_chunk_update_sequential`; leading dims broadcast (e.g. one ``k`` shared
-    by a stack of memories).
+    by a stack of memories). Equals :func:`dgd_chunk_apply` of :func:`dgd_chunk_coefficients`.
     """
-    w1, w2, m1, m2 = state
-    momentum = m1 is not None and m2 is not None
-    r, a, u = _ema_scaled(grads, beta, momentum)
-    n, h = k.shape[-2], w2.shape[-2]
-    # A stack of memories sharing k, eta, alpha (size-1 dim -3 of k) is one delta-rule system for
-    # W2: stack their rows ([..., M, h, d] -> [..., M*h, d]); avoids broadcast copies and M solves.
-    fold = (
+    momentum = state.m1 is not None and state.m2 is not None
+    fold = _folds(state, k, eta, alpha)
+    if fold:
+        k, eta, alpha = k.squeeze(-3), eta.squeeze(-2), alpha.squeeze(-2)
+    coef = dgd_chunk_coefficients(k, eta, alpha, dgd=dgd, beta=beta if momentum else 0.0)
+    return dgd_chunk_apply(state, k, grads, coef, beta=beta, fold=fold)
+
+
+def _folds(state: FastWeights, k: Tensor, eta: Tensor, alpha: Tensor) -> bool:
+    """A stack of memories sharing k, eta, alpha (size-1 dim -3 of k) is one delta-rule system
+    for W2: stack their rows (``[..., M, h, d] -> [..., M*h, d]``), no broadcast copies."""
+    w2 = state.w2
+    return (
         k.ndim == w2.ndim == eta.ndim + 1 == alpha.ndim + 1
         and k.shape[-3] == 1 < w2.shape[-3]
         and eta.shape[-2] == alpha.shape[-2] == 1
     )
-    if fold:
-        k, eta, alpha = k.squeeze(-3), eta.squeeze(-2), alpha.squeeze(-2)
+
+
+def dgd_chunk_apply(
+    state: FastWeights,
+    k: Tensor,
+    grads: MemoryGrads,
+    coef: ChunkCoefficients,
+    *,
+    beta: float = 0.0,
+    fold: bool = False,
+) -> FastWeights:
+    """Chunk-end state from the chunk-start ``state`` and precomputed ``coef`` (see
+    :func:`dgd_chunk_update`). ``fold``: ``state`` is a stack ``[..., M, h, d]`` of memories that
+    share ``k [..., C, d]`` and ``coef`` (leading dims without the stack)."""
+    w1, w2, m1, m2 = state
+    momentum = m1 is not None and m2 is not None
+    r, a, u = _ema_scaled(grads, beta, momentum)
+    h = w2.shape[-2]
 
     def per_mem(v: Tensor) -> Tensor:  # [..., C] -> broadcastable against [..., M, C]
         return v.unsqueeze(-2) if fold else v
@@ -255,43 +361,23 @@ def dgd_chunk_update(
     def unmat(x: Tensor) -> Tensor:
         return x.reshape(*x.shape[:-2], -1, h, x.shape[-1]) if fold else x
 
-    # log-space decays; the clamp keeps alpha = 0 (saturated sigmoid) from giving -inf - -inf
-    log_g = torch.log(alpha.clamp_min(torch.finfo(alpha.dtype).tiny)).cumsum(-1)  # [..., C]
-    lower = _tril(n, k)
-    gam = torch.exp((log_g[..., :, None] - log_g[..., None, :]).masked_fill(~lower, -torch.inf))
-    g_last = torch.exp(log_g[..., -1])[..., None, None]
-    if momentum:
-        idx = torch.arange(n, device=k.device, dtype=k.dtype)
-        bm = torch.where(lower, beta ** (idx[:, None] - idx[None, :]).clamp(min=0), 0.0)
-        d_mat = gam @ bm
-        c = gam @ beta ** (idx + 1)
-    else:
-        d_mat, c = gam, torch.zeros_like(log_g)
-    d_last = d_mat[..., -1, :]  # D[C, i]
-    new_w1 = per_mem(g_last) * w1 - (per_mem(d_last * eta)[..., None] * r).mT @ a
+    eta, g_last = coef.eta, coef.g_last[..., None, None]
+    new_w1 = per_mem(g_last) * w1 - (per_mem(coef.d_last * eta)[..., None] * r).mT @ a
     eu = rows(per_mem(eta)[..., None] * u)  # [..., C, (M*)h]
     w2r = mat(w2)
-    coef = -d_last[..., None] * eu  # new W2 = g_C W2 + c_C S2 + coef^T K
-    if dgd:
-        kk = k @ k.mT
-        tri = torch.eye(n, dtype=k.dtype, device=k.device) + eta[..., None] * (
-            _shift_rows(gam) * kk
-        )
-        rhs = (
-            torch.exp(_shift_vec(log_g))[..., None] * (k @ w2r.mT) - (_shift_rows(d_mat) * kk) @ eu
-        )
+    scale = -coef.d_last[..., None] * eu  # new W2 = g_C W2 + c_C S2 + scale^T K
+    if coef.solve is not None and coef.d_kk is not None:
+        rhs = coef.g_prev[..., None] * (k @ w2r.mT) - coef.d_kk @ eu
         if m2 is not None:
-            rhs = rhs + _shift_vec(c)[..., None] * (k @ mat(m2).mT)
-        f = torch.linalg.solve_triangular(
-            tri, -eta[..., None] * rhs, upper=False, unitriangular=True
-        )
-        coef = coef + gam[..., -1, :, None] * f
-    new_w2 = g_last * w2r + coef.mT @ k
+            rhs = rhs + coef.c_prev[..., None] * (k @ mat(m2).mT)
+        scale = scale + coef.gam_last[..., None] * (coef.solve @ rhs)
+    new_w2 = g_last * w2r + scale.mT @ k
     if m1 is None or m2 is None:
         return FastWeights(new_w1, unmat(new_w2), m1, m2)
-    c_last = c[..., -1, None, None]
+    c_last = coef.c_last[..., None, None]
     new_w1 = new_w1 + per_mem(c_last) * m1
     new_w2 = new_w2 + c_last * mat(m2)
+    n = k.shape[-2]
     b_rev = beta ** torch.arange(n - 1, -1, -1, device=k.device, dtype=k.dtype)
     new_m1 = beta**n * m1 - (per_mem(b_rev * eta)[..., None] * r).mT @ a
     new_m2 = beta**n * mat(m2) - (b_rev[:, None] * eu).mT @ k

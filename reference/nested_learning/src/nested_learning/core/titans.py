@@ -49,6 +49,7 @@ Design choices where the paper is silent or wrong (also listed in docs/ALGORITHM
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, fields
 from typing import Any
@@ -60,7 +61,10 @@ from torch import Tensor, nn
 from nested_learning.core.dgd import dgd_step_size
 from nested_learning.core.memory import (
     ACTIVATIONS,
+    ChunkCoefficients,
     FastWeights,
+    dgd_chunk_apply,
+    dgd_chunk_coefficients,
     dgd_chunk_update,
     dgd_chunk_update_sequential,
     memory_chunk_grads,
@@ -95,6 +99,9 @@ class TitansConfig:
     eta_bias_init: float = -2.0  # eta_0 = eta_scale * sigmoid(-2) ~ 0.12 eta_scale
     alpha_bias_init: float = 5.0  # alpha_0 = sigmoid(5) ~ 0.993
     parallel_update: bool = True  # closed-form chunk write; False: rank-1 token loop
+    #: memories among k, v, eta, alpha never written in context: they keep their meta-learned
+    #: initial state ("w/o inner-projection" ablation of Table 6: a static projection instead)
+    static: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         positive = ("d_model", "n_heads", "chunk_size_memory", "chunk_size_other", "conv_window")
@@ -118,6 +125,11 @@ class TitansConfig:
         if not 0 <= self.momentum_beta < 1:
             raise ValueError(
                 f"TitansConfig.momentum_beta must be in [0, 1), got {self.momentum_beta!r}"
+            )
+        if not set(self.static) <= set(_OTHER) or (self.static and not self.self_modifying):
+            raise ValueError(
+                f"TitansConfig.static must name memories among {_OTHER} of a self-modifying "
+                f"mixer, got {self.static!r}"
             )
         if self.activation not in ACTIVATIONS:
             raise ValueError(
@@ -181,6 +193,17 @@ def _straight_through(old: FastWeights, new: FastWeights) -> FastWeights:
     w1, w2 = st(old.w1, new.w1), st(old.w2, new.w2)
     assert w1 is not None and w2 is not None
     return FastWeights(w1, w2, st(old.m1, new.m1), st(old.m2, new.m2))
+
+
+def _keep_static(keep: Tensor, old: FastWeights, new: FastWeights) -> FastWeights:
+    """``new`` with the stack slots where ``keep`` is True taken from ``old`` (never written)."""
+
+    def pick(o: Tensor | None, n: Tensor | None) -> Tensor | None:
+        return None if o is None or n is None else torch.where(keep, o, n)
+
+    w1, w2 = pick(old.w1, new.w1), pick(old.w2, new.w2)
+    assert w1 is not None and w2 is not None
+    return FastWeights(w1, w2, pick(old.m1, new.m1), pick(old.m2, new.m2))
 
 
 class SelfModifyingTitans(nn.Module):
@@ -263,15 +286,24 @@ class SelfModifyingTitans(nn.Module):
         return out
 
     def _write(
-        self, state: FastWeights, k: Tensor, target: Tensor, eta: Tensor, alpha: Tensor
+        self,
+        state: FastWeights,
+        k: Tensor,
+        target: Tensor,
+        eta: Tensor,
+        alpha: Tensor,
+        coef: ChunkCoefficients | None = None,
     ) -> FastWeights:
-        """One chunk's write (Eq. 88/91) with gradients at the snapshot ``state``."""
+        """One chunk's write (Eq. 88/91) with gradients at the snapshot ``state``; ``coef``: the
+        chunk's precomputed state-independent part (:meth:`_coefficients`), if any."""
         c = self.config
         step = dgd_step_size(eta, k) if c.dgd else eta
         update = dgd_chunk_update if c.parallel_update else dgd_chunk_update_sequential
 
         def run() -> FastWeights:
             grads = memory_chunk_grads(state.w1, state.w2, k, target, c.activation)
+            if coef is not None:
+                return dgd_chunk_apply(state, k, grads, coef, beta=c.momentum_beta)
             return update(state, k, grads, step, alpha, dgd=c.dgd, beta=c.momentum_beta)
 
         if not c.first_order:
@@ -280,12 +312,37 @@ class SelfModifyingTitans(nn.Module):
             new = run()
         return _straight_through(state, new)
 
+    def _coefficients(
+        self, k: Tensor, eta: Tensor, alpha: Tensor, size: int
+    ) -> list[ChunkCoefficients | None]:
+        """State-independent parts of every ``size``-token chunk's write, computed in one batch
+        (``k [B, H, T, dh]``, ``eta, alpha [B, H, T]``); ``None`` entries: write the chunk the
+        plain way (token-loop writes, or the trailing partial chunk)."""
+        c, t = self.config, k.shape[2]
+        n = t // size
+        out: list[ChunkCoefficients | None] = [None] * -(-t // size)
+        if not c.parallel_update or n == 0:
+            return out
+        ks, es, als = (
+            z[:, :, : n * size].reshape(*z.shape[:2], n, size, *z.shape[3:])
+            for z in (k, eta, alpha)
+        )
+        beta = c.momentum_beta if c.momentum else 0.0
+        with torch.no_grad() if c.first_order else contextlib.nullcontext():
+            step = dgd_step_size(es, ks) if c.dgd else es
+            coef = dgd_chunk_coefficients(ks, step, als, dgd=c.dgd, beta=beta)
+        out[:n] = coef.unbind(2)
+        return out
+
     def _run_other(
         self, xm: Tensor, state: FastWeights
     ) -> tuple[Tensor, Tensor, Tensor, Tensor, FastWeights]:
         """Run the stacked ``M_k, M_v, M_eta, M_alpha`` over ``xm [B, H, T, dh]``."""
         c = self.config
         cols: list[list[Tensor]] = [[], [], [], []]
+        keep = None  # [4, 1, 1]: True for a static memory's slot of the stack
+        if c.static:
+            keep = torch.tensor([n in c.static for n in _OTHER], device=xm.device)[:, None, None]
         for s in range(0, xm.shape[2], c.chunk_size_other):
             xs = xm[:, :, None, s : s + c.chunk_size_other]  # [B, H, 1, C, dh]
             read = memory_forward(state.w1, state.w2, xs, c.activation)  # [B, H, 4, C, dh]
@@ -294,7 +351,8 @@ class SelfModifyingTitans(nn.Module):
                 self._readout("eta", read[:, :, 2]), self._readout("alpha", read[:, :, 3])
             )
             v_hat = memory_forward(state.w1, state.w2, v[:, :, None], c.activation)
-            state = self._write(state, k[:, :, None], v_hat, eta[:, :, None], alpha[:, :, None])
+            new = self._write(state, k[:, :, None], v_hat, eta[:, :, None], alpha[:, :, None])
+            state = new if keep is None else _keep_static(keep, state, new)
             for col, val in zip(cols, (k, v, eta, alpha), strict=True):
                 col.append(val)
         k, v, eta, alpha = (torch.cat(col, dim=2) for col in cols)
@@ -312,15 +370,18 @@ class SelfModifyingTitans(nn.Module):
     ) -> tuple[Tensor, FastWeights]:
         """Read ``M_mem`` at each chunk snapshot with ``q``, then write (k, v_hat, eta, alpha)."""
         c = self.config
-        outs = []
-        for s in range(0, q.shape[2], c.chunk_size_memory):
-            sl = slice(s, s + c.chunk_size_memory)
+        size, outs = c.chunk_size_memory, []
+        coefs = self._coefficients(k, eta, alpha, size)
+        for i, s in enumerate(range(0, q.shape[2], size)):
+            sl = slice(s, s + size)
             outs.append(memory_forward(state.w1, state.w2, q[:, :, sl], c.activation))
             vs = v[:, :, sl]
             target = (
                 memory_forward(state.w1, state.w2, vs, c.activation) if c.self_modifying else vs
             )
-            state = self._write(state, k[:, :, sl], target, eta[:, :, sl], alpha[:, :, sl])
+            state = self._write(
+                state, k[:, :, sl], target, eta[:, :, sl], alpha[:, :, sl], coefs[i]
+            )
         return torch.cat(outs, dim=2), state
 
     # ----------------------------------------------------------------------------- forward

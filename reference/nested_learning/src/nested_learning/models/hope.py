@@ -63,6 +63,8 @@ FloatLevels = (
     | tuple[float, float, float]
     | tuple[float, float, float, float]
 )
+#: up to four memory names, as the YAML loader can coerce them
+Names = tuple[()] | tuple[str] | tuple[str, str] | tuple[str, str, str] | tuple[str, str, str, str]
 
 
 @dataclass
@@ -81,6 +83,10 @@ class HopeConfig:
         mem_hidden: hidden width h of each Titans memory (``None`` = d_head).
         eta_scale, momentum, conv_window: Titans inner-rule settings (see core/titans.py);
             ``eta_scale`` 0.02 because 0.1 lets the self-generated targets diverge in training.
+        titans_dgd, titans_retention, titans_self_modifying, titans_static: ablation switches of
+            the mixer (Table 6): DGD vs plain GD, the retention gate alpha (False: alpha = 1,
+            "w/o weight decay"), self-generated k, v, eta, alpha vs static projections, and
+            the k/v/eta/alpha memories never written in context ("w/o inner-projection").
         titans_first_order: cut the outer gradient through the Titans writes. Beware: k, v, η, α
             (and ``W_in``, the ``M_k/M_v/M_η/M_α`` initial states) only act through writes, so with
             this on they receive no outer gradient at all; keep it off (the default).
@@ -107,6 +113,10 @@ class HopeConfig:
     eta_scale: float = 0.02
     momentum: bool = True
     titans_first_order: bool = False
+    titans_dgd: bool = True
+    titans_retention: bool = True
+    titans_self_modifying: bool = True
+    titans_static: Names = ()
     cms_chunk_sizes: IntLevels = (32, 128, 256)
     cms_inner_lr: float | FloatLevels = 1e-3
     cms_variant: str = "sequential"
@@ -132,9 +142,18 @@ class HopeConfig:
         if not self.rope_base > 1.0:
             raise ValueError(f"model.rope_base must be > 1 (got {self.rope_base})")
         self._check_cms()
+        other = ("k", "v", "eta", "alpha")
+        if not set(self.titans_static) <= set(other) or (
+            self.titans_static and not self.titans_self_modifying
+        ):
+            raise ValueError(
+                f"model.titans_static must name memories among {other} of a self-modifying "
+                f"mixer (got {self.titans_static!r}, titans_self_modifying="
+                f"{self.titans_self_modifying})"
+            )
 
     def _check_cms(self) -> None:
-        for name in ("cms_chunk_sizes", "cms_inner_lr"):  # Python callers may pass lists
+        for name in ("cms_chunk_sizes", "cms_inner_lr", "titans_static"):  # lists from Python
             value: Any = getattr(self, name)
             if isinstance(value, list):
                 setattr(self, name, tuple(value))
@@ -186,7 +205,10 @@ class HopeConfig:
             eta_scale=self.eta_scale,
             momentum=self.momentum,
             first_order=self.titans_first_order,
-            self_modifying=True,
+            self_modifying=self.titans_self_modifying,
+            dgd=self.titans_dgd,
+            retention=self.titans_retention,
+            static=tuple(self.titans_static),
         )
 
     def cms(self) -> CMSConfig:
@@ -261,15 +283,49 @@ class HopeBlock(nn.Module):
         return out, HopeBlockState(mixer, state.cms)
 
 
-def _fresh_alias(state: CMSState) -> CMSState:
+class _Anchor(torch.autograd.Function):
+    """Identity on ``w`` whose graph node also points at ``history`` (gradient ``None`` there).
+
+    Why: autograd prunes its graph walk below the smallest *topological number* of the tensors
+    it differentiates against (a node's number exceeds every node it depends on). A fast-weight
+    alias anchored to the incoming recurrent state outnumbers every node of earlier segments, so
+    the per-segment inner gradient visits this segment's graph only: O(segment), not O(sequence
+    so far). Values and gradients are unchanged; only the walk is shorter.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, w: Tensor, *history: Tensor) -> Tensor:
+        ctx.n_history = len(history)
+        return w.view_as(w)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        return (grad, *([None] * ctx.n_history))
+
+
+def _history(states: Sequence[HopeBlockState]) -> list[Tensor]:
+    """The incoming mixer state of every block: all that links a segment to earlier ones."""
+    out: list[Tensor] = []
+    for st in states:
+        if isinstance(st.mixer, TitansState):
+            out.append(st.mixer.conv_tail)
+            for fw in st.mixer.memories.values():
+                out.extend(t for t in (fw.w1, fw.w2, fw.m1, fw.m2) if t is not None)
+        elif st.mixer is not None:
+            out.extend(st.mixer)
+    return [t for t in out if t.requires_grad]
+
+
+def _fresh_alias(state: CMSState, history: Sequence[Tensor]) -> CMSState:
     """Give the fast weights a new autograd identity for this segment.
 
     A level that did not update is the same tensor as in earlier segments, where it also fed the
     Titans state / KV cache that this segment reads. Differentiating w.r.t. a per-segment alias
-    restricts ∂L_seg/∂θ̃ to this segment's reads (the gradient of Eq. 71 at fixed history) and
-    keeps each inner backward O(segment) instead of O(sequence so far).
+    restricts ∂L_seg/∂θ̃ to this segment's reads (the gradient of Eq. 71 at fixed history); the
+    anchor to ``history`` keeps autograd from even walking earlier segments (:class:`_Anchor`),
+    so each inner backward costs O(segment) instead of O(sequence so far).
     """
-    weights = [[w.view_as(w) for w in ws] for ws in state.weights]
+    weights = [[_Anchor.apply(w, *history) for w in ws] for ws in state.weights]
     return CMSState(weights, state.accum, state.tokens_seen)
 
 
@@ -349,8 +405,11 @@ class HopeLM(nn.Module):
         blocks = self._blocks()
         n = x.size(1)
         with torch.enable_grad():  # the inner (CMS) gradient is needed even at inference
+            history = _history(states)
             states = [
-                HopeBlockState(st.mixer, _fresh_alias(blk.cms.prepare_for_inner_grad(st.cms)))
+                HopeBlockState(
+                    st.mixer, _fresh_alias(blk.cms.prepare_for_inner_grad(st.cms), history)
+                )
                 for blk, st in zip(blocks, states, strict=True)
             ]
             h, new_states = x, []
