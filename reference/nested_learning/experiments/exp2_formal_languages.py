@@ -13,8 +13,8 @@ cross-entropy. A string counts as recognised iff every label at every position i
 
 Models (tiny, spec §12): ``hope`` (self-modifying Titans with DGD, chunk 2, plus a 2-level CMS),
 ``hope (first-order)`` (the same with ``titans_first_order=True``: the Titans writes are detached
-from the outer gradient - stable where the second-order model diverged in our runs, but then the
-k/v/η/α memories get no outer gradient),
+from the outer gradient, a control: before v was normalised (core/titans.py) it was the only Hope
+that trained stably here; it costs the k/v/η/α memories their outer gradient),
 ``titans`` (the Titans LMM baseline, a deep memory written with the delta rule / DGD, chunk 2 -
 our stand-in for the Linear / DeltaNet rows of Table 5: we have no separate linear-attention
 model) and ``transformer`` (Transformer++ with RoPE). Titans and the Transformer get the Hope
@@ -214,8 +214,8 @@ def checks() -> list[Check]:
         ),
         Check(
             "hope_fo_beats_transformer_bin1_regular",
-            "Same claim with Hope's Titans writes detached from the outer gradient (first-order;"
-            " the second-order model can diverge)",
+            "Same claim with Hope's Titans writes detached from the outer gradient (first-order"
+            " control)",
             "bin1 mean regular",
             HOPE_FO,
             "transformer",

@@ -7,9 +7,10 @@ mechanism is tested on Zoology-style MQAR (:func:`nested_learning.synthetic.mqar
 
 Setup: vocabulary 64 (31 keys, 32 values), N ∈ {2, 4, 8, 16} key-value pairs followed directly by
 N queries (each queried key followed by its value), so a sequence has 4N ≤ 64 tokens. We do not
-scatter the queries among filler tokens as Zoology does: long runs of one repeated token make the
-self-modifying Titans mixer return NaN at initialisation in this code base (seen with
-``seq_len=64``, N = 4), which would measure that bug rather than recall.
+scatter the queries among filler tokens as Zoology does: long runs of one repeated token made an
+earlier version of the self-modifying Titans mixer return NaN at initialisation (``seq_len=64``,
+N = 4; no longer seen since the momentum and v-normalisation fixes of core/titans.py), and the
+setup is kept so that results stay comparable.
 
 One model per architecture and seed is trained on a mixture of all N (each batch draws N
 uniformly), then evaluated per N on fresh sequences: accuracy = fraction of queried keys whose

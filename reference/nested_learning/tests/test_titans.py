@@ -97,6 +97,8 @@ def reference(mod, x):
         if cfg.self_modifying:
             k = F.normalize(mlp(snap_o["k"], xm[:, t], act), dim=-1)
             v = mlp(snap_o["v"], xm[:, t], act)
+            if cfg.normalize_v:
+                v = F.normalize(v, dim=-1)
             el_t = (mlp(snap_o["eta"], xm[:, t], act) * mod.readout_w["eta"]).sum(
                 -1
             ) + mod.readout_b["eta"]
@@ -335,3 +337,28 @@ def test_shapes_and_init_state():
     )
     with pytest.raises(ValueError):
         mod(torch.randn(3, 20, 15))
+
+
+@pytest.mark.parametrize("normalize_v", [True, False])
+def test_normalized_v_keeps_self_generated_targets_bounded(normalize_v):
+    """Large inputs, eta at its cap, chunk 2: the unnormalised v feeds M_v its own square as the
+    target and the fast weights overflow within 32 chunks; with l2norm(v) they stay small."""
+    torch.manual_seed(0)
+    cfg = TitansConfig(
+        d_model=32,
+        n_heads=2,
+        chunk_size_memory=2,
+        chunk_size_other=2,
+        eta_scale=0.02,
+        normalize_v=normalize_v,
+    )
+    mod = SelfModifyingTitans(cfg)
+    with torch.no_grad():
+        mod.proj["in"].weight.mul_(3.0)
+        mod.readout_b["eta"].fill_(5.0)
+        y, state = mod(torch.randn(2, 64, 32))
+    w1 = max(fw.w1.norm(dim=(-2, -1)).max().item() for fw in state.memories.values())
+    if normalize_v:
+        assert torch.isfinite(y).all() and w1 < 1.0
+    else:  # documents the failure mode the option fixes
+        assert not (torch.isfinite(y).all() and w1 < 1.0)

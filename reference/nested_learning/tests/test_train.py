@@ -145,7 +145,7 @@ def _ddp_worker(rank: int, world_size: int, port: int, queue: Any) -> None:
     torch.manual_seed(0)  # same initial weights on every rank
     model = DistributedDataParallel(create_model(d_model=32, n_layers=1, n_heads=2, d_ff=64))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    tokens = torch.randint(0, 256, (2, 16), generator=torch.Generator().manual_seed(rank))
+    tokens = torch.randint(0, 256, (2, 32), generator=torch.Generator().manual_seed(rank))
     model(tokens).float().pow(2).mean().backward()  # different data on each rank
     optimizer.step()
     queue.put((rank, [float(p.detach().sum()) for p in model.parameters()]))

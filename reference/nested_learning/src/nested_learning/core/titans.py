@@ -26,6 +26,14 @@ Design choices where the paper is silent or wrong (also listed in docs/ALGORITHM
 * **Stop-gradient on targets.** The inner gradient treats ``v_hat`` as a constant (no
   ``dM(v)/dW`` term, otherwise ``M = const`` is a trivial minimiser); the outer gradient still flows
   through ``v_hat`` into the written weights.
+* **Normalised v.** ``v_t = l2norm(M_v,xi(x_t))`` like ``k`` and ``q`` (``normalize_v``; the paper
+  normalises only q and k). ``v`` is used only as the input of the self-generated targets
+  ``M_m(v)``, and ``M_v`` is then regressed onto ``M_v(M_v(x))``, its own square: any gain > 1 of
+  ``M_v`` is squared in the target and reinforced by the write, so with unnormalised ``v`` the
+  fast weights grow super-exponentially over the chunks of one sequence (``||v||`` 4 -> 9 -> 18
+  -> 3e3 -> 5e11 in exp2 once AdamW had drifted ``||v||`` from 2 to 4) - a forward-pass blow-up
+  that no outer gradient clipping sees. With unit ``k`` and ``v`` the write regresses
+  ``W1 (sigma(W2 k) - sigma(W2 v))`` onto ``v - k`` (norm <= 2): a bounded target.
 * **Scalar gates.** ``M_eta``/``M_alpha`` are d_head-dim residual memories trained like the others
   on their d_head-dim outputs; a learned per-head linear readout gives the scalar (spec §7.4).
   Biases start at ``eta_bias_init`` (eta small) and ``alpha_bias_init`` (alpha ~ 1).
@@ -99,6 +107,7 @@ class TitansConfig:
     eta_bias_init: float = -2.0  # eta_0 = eta_scale * sigmoid(-2) ~ 0.12 eta_scale
     alpha_bias_init: float = 5.0  # alpha_0 = sigmoid(5) ~ 0.993
     parallel_update: bool = True  # closed-form chunk write; False: rank-1 token loop
+    normalize_v: bool = True  # L2-normalise v = M_v(x) like k (self-modifying only; see docstring)
     #: memories among k, v, eta, alpha never written in context: they keep their meta-learned
     #: initial state ("w/o inner-projection" ablation of Table 6: a static projection instead)
     static: tuple[str, ...] = ()
@@ -347,6 +356,8 @@ class SelfModifyingTitans(nn.Module):
             xs = xm[:, :, None, s : s + c.chunk_size_other]  # [B, H, 1, C, dh]
             read = memory_forward(state.w1, state.w2, xs, c.activation)  # [B, H, 4, C, dh]
             k, v = F.normalize(read[:, :, 0], dim=-1), read[:, :, 1]
+            if c.normalize_v:  # bounded target inputs: breaks the v -> M_v(v) -> v feedback
+                v = F.normalize(v, dim=-1)
             eta, alpha = self._gates(
                 self._readout("eta", read[:, :, 2]), self._readout("alpha", read[:, :, 3])
             )
