@@ -15,6 +15,7 @@ from nested_learning.core.memory import (
     matrix_memory_dgd_dot,
     memory_chunk_grads,
     memory_forward,
+    memory_forward_many,
 )
 
 DT = torch.float64
@@ -179,6 +180,21 @@ def test_coefficients_batched_over_chunks_chain_like_per_chunk_updates(dgd, mome
         slow = dgd_chunk_update_sequential(slow, ki, grads, ei, ai, dgd=dgd, beta=beta)
         for x, y in zip(fast, slow, strict=True):
             torch.testing.assert_close(x, y)
+
+
+@pytest.mark.parametrize("act", sorted(ACTIVATIONS))
+def test_one_pass_reads_equal_separate_reads_and_grads(act):
+    """memory_forward_many + memory_chunk_grads(read=...) (the mixer's fused path) equal separate
+    reads and the unfused gradient factors, on a stack of memories sharing the inputs."""
+    state = rand_state((2, 3, 4), 5, 6)
+    q, v, k = (torch.randn(2, 3, 1, n, 5, dtype=DT) for n in (3, 4, 4))
+    reads, pre = memory_forward_many(state.w1, state.w2, [q, v, k], act)
+    for got, z in zip(reads, (q, v, k), strict=True):
+        torch.testing.assert_close(got, memory_forward(state.w1, state.w2, z, act))
+    fused = memory_chunk_grads(state.w1, state.w2, k, reads[1], act, read=(reads[2], pre[2]))
+    plain = memory_chunk_grads(state.w1, state.w2, k, reads[1], act)
+    for x, y in zip(fused, plain, strict=True):
+        torch.testing.assert_close(x, y)
 
 
 def gated_delta(s, k, w, b, alpha):

@@ -33,7 +33,7 @@ unit-lower-triangular solve per chunk.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import torch
@@ -52,6 +52,7 @@ __all__ = [
     "matrix_memory_dgd_dot",
     "memory_chunk_grads",
     "memory_forward",
+    "memory_forward_many",
 ]
 
 ActFn = Callable[[Tensor], Tensor]
@@ -111,12 +112,35 @@ def memory_forward(w1: Tensor, w2: Tensor, z: Tensor, activation: str = "silu") 
     return z + act(z @ w2.mT) @ w1.mT
 
 
+def memory_forward_many(
+    w1: Tensor, w2: Tensor, zs: Sequence[Tensor], activation: str = "silu"
+) -> tuple[list[Tensor], list[Tensor]]:
+    """:func:`memory_forward` of several token blocks in one pass (stacked on the token axis:
+    two matmuls in all instead of two per block).
+
+    Shapes: ``zs[i] [..., T_i, d]`` with equal leading dims. Returns the reads ``M(z_i)`` and
+    the pre-activations ``W2 z_i`` (``[..., T_i, h]``, reused by :func:`memory_chunk_grads`).
+    """
+    act = ACTIVATIONS[activation][0]
+    sizes = [z.shape[-2] for z in zs]
+    z = torch.cat(list(zs), dim=-2)
+    pre = z @ w2.mT
+    out = z + act(pre) @ w1.mT
+    return list(torch.split(out, sizes, dim=-2)), list(torch.split(pre, sizes, dim=-2))
+
+
 def memory_chunk_grads(
-    w1: Tensor, w2: Tensor, k: Tensor, v_hat: Tensor, activation: str = "silu"
+    w1: Tensor,
+    w2: Tensor,
+    k: Tensor,
+    v_hat: Tensor,
+    activation: str = "silu",
+    *,
+    read: tuple[Tensor, Tensor] | None = None,
 ) -> MemoryGrads:
     """Per-token gradients of ``||M(k_t) - v_hat_t||^2`` at one state, as rank-1 factors.
 
-    With ``z = W2 k``, ``a = sigma(z)``, ``r = 2 (k + W1 a - v_hat)``::
+    With ``z = W2 k``, ``a = sigma(z)``, ``r = 2 (M(k) - v_hat) = 2 (k + W1 a - v_hat)``::
 
         dL/dW1 = r a^T,   dL/dW2 = (sigma'(z) * W1^T r) k^T        (spec §7.3)
 
@@ -124,14 +148,18 @@ def memory_chunk_grads(
     that prevents the trivial collapse of self-generated targets, spec §7.4).
 
     Shapes: ``w1 [..., d, h]``, ``w2 [..., h, d]``, ``k, v_hat [..., C, d]``; returns
-    ``r [..., C, d]``, ``a, u [..., C, h]``.
+    ``r [..., C, d]``, ``a, u [..., C, h]``. ``read``: ``(M(k), z)`` if already computed (e.g. by
+    :func:`memory_forward_many` together with other reads at the same state).
     """
     act, act_prime = ACTIVATIONS[activation]
-    z = k @ w2.mT
-    a = act(z)
-    r = 2 * (k + a @ w1.mT - v_hat)
+    if read is None:
+        z = k @ w2.mT
+        m_k = k + act(z) @ w1.mT
+    else:
+        m_k, z = read
+    r = 2 * (m_k - v_hat)
     u = act_prime(z) * (r @ w1)
-    return MemoryGrads(r, a, u)
+    return MemoryGrads(r, act(z), u)
 
 
 def dgd_chunk_update_sequential(

@@ -77,6 +77,7 @@ from nested_learning.core.memory import (
     dgd_chunk_update_sequential,
     memory_chunk_grads,
     memory_forward,
+    memory_forward_many,
 )
 
 __all__ = ["MEMORY_NAMES", "SelfModifyingTitans", "TitansConfig", "TitansState"]
@@ -302,15 +303,17 @@ class SelfModifyingTitans(nn.Module):
         eta: Tensor,
         alpha: Tensor,
         coef: ChunkCoefficients | None = None,
+        read: tuple[Tensor, Tensor] | None = None,
     ) -> FastWeights:
         """One chunk's write (Eq. 88/91) with gradients at the snapshot ``state``; ``coef``: the
-        chunk's precomputed state-independent part (:meth:`_coefficients`), if any."""
+        chunk's precomputed state-independent part (:meth:`_coefficients`), ``read``: ``(M(k),
+        W2 k)`` at ``state``, if already computed."""
         c = self.config
         step = dgd_step_size(eta, k) if c.dgd else eta
         update = dgd_chunk_update if c.parallel_update else dgd_chunk_update_sequential
 
         def run() -> FastWeights:
-            grads = memory_chunk_grads(state.w1, state.w2, k, target, c.activation)
+            grads = memory_chunk_grads(state.w1, state.w2, k, target, c.activation, read=read)
             if coef is not None:
                 return dgd_chunk_apply(state, k, grads, coef, beta=c.momentum_beta)
             return update(state, k, grads, step, alpha, dgd=c.dgd, beta=c.momentum_beta)
@@ -361,8 +364,12 @@ class SelfModifyingTitans(nn.Module):
             eta, alpha = self._gates(
                 self._readout("eta", read[:, :, 2]), self._readout("alpha", read[:, :, 3])
             )
-            v_hat = memory_forward(state.w1, state.w2, v[:, :, None], c.activation)
-            new = self._write(state, k[:, :, None], v_hat, eta[:, :, None], alpha[:, :, None])
+            (v_hat, m_k), (_, z_k) = memory_forward_many(
+                state.w1, state.w2, [v[:, :, None], k[:, :, None]], c.activation
+            )
+            new = self._write(
+                state, k[:, :, None], v_hat, eta[:, :, None], alpha[:, :, None], read=(m_k, z_k)
+            )
             state = new if keep is None else _keep_static(keep, state, new)
             for col, val in zip(cols, (k, v, eta, alpha), strict=True):
                 col.append(val)
@@ -385,14 +392,21 @@ class SelfModifyingTitans(nn.Module):
         coefs = self._coefficients(k, eta, alpha, size)
         for i, s in enumerate(range(0, q.shape[2], size)):
             sl = slice(s, s + size)
-            outs.append(memory_forward(state.w1, state.w2, q[:, :, sl], c.activation))
-            vs = v[:, :, sl]
-            target = (
-                memory_forward(state.w1, state.w2, vs, c.activation) if c.self_modifying else vs
-            )
-            state = self._write(
-                state, k[:, :, sl], target, eta[:, :, sl], alpha[:, :, sl], coefs[i]
-            )
+            qs, vs, ks = q[:, :, sl], v[:, :, sl], k[:, :, sl]
+            read: tuple[Tensor, Tensor] | None = None
+            if c.first_order:  # the write is detached: k and v stay out of the outer graph
+                outs.append(memory_forward(state.w1, state.w2, qs, c.activation))
+                target = (
+                    memory_forward(state.w1, state.w2, vs, c.activation) if c.self_modifying else vs
+                )
+            else:  # one pass through the memory for the read (q), the self-generated target
+                # (v) and the inner gradient's M(k), all at the same snapshot
+                blocks = [qs, vs, ks] if c.self_modifying else [qs, ks]
+                reads, pre = memory_forward_many(state.w1, state.w2, blocks, c.activation)
+                outs.append(reads[0])
+                target = reads[1] if c.self_modifying else vs
+                read = (reads[-1], pre[-1])
+            state = self._write(state, ks, target, eta[:, :, sl], alpha[:, :, sl], coefs[i], read)
         return torch.cat(outs, dim=2), state
 
     # ----------------------------------------------------------------------------- forward
