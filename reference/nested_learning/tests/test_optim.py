@@ -290,3 +290,15 @@ def test_state_dict_round_trip(name):
 def test_bad_hyperparameters_raise_naming_the_argument(factory, arg):
     with pytest.raises(ValueError, match=arg):
         factory([torch.zeros(2, 2, requires_grad=True)])
+
+
+def test_an_optimizer_without_an_update_rule_cannot_be_built() -> None:
+    """The shared per-parameter ``step`` needs ``_update``: a subclass that forgets it fails at
+    construction, not silently at the first step."""
+    from nested_learning.core.optim import _PerParameterOptimizer
+
+    class NoRule(_PerParameterOptimizer):
+        pass
+
+    with pytest.raises(TypeError, match="_update"):
+        NoRule([torch.nn.Parameter(torch.zeros(2))], {})  # type: ignore[abstract]

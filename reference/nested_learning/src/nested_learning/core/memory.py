@@ -253,19 +253,9 @@ class ChunkCoefficients(NamedTuple):
         """Split a batch of chunks along ``dim`` (unbind: backward stacks the gradients once,
         instead of a zero-padded gradient per chunk as indexing would)."""
 
-        def split(f: Tensor | None) -> list[Tensor | None]:
-            return [None] * n if f is None else list(f.unbind(dim))
-
         n = self.eta.shape[dim]
-        dense = (self.eta, self.g_last, self.d_last, self.c_last, self.gam_last, self.g_prev)
-        eta, g, d, c, gam, g_prev, c_prev = (f.unbind(dim) for f in (*dense, self.c_prev))
-        solve, d_kk = split(self.solve), split(self.d_kk)
-        return [
-            ChunkCoefficients(
-                eta[i], g[i], d[i], c[i], gam[i], g_prev[i], c_prev[i], solve[i], d_kk[i]
-            )
-            for i in range(n)
-        ]
+        fields = [[None] * n if f is None else f.unbind(dim) for f in self]
+        return [ChunkCoefficients._make(chunk) for chunk in zip(*fields, strict=True)]
 
 
 def dgd_chunk_coefficients(

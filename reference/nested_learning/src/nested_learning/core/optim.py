@@ -16,6 +16,7 @@ an N-D tensor as ``[shape[0], prod(rest)]`` and a 1-D tensor as one row (see :fu
 
 from __future__ import annotations
 
+import abc
 import math
 from collections.abc import Callable, Iterable
 from typing import Any, overload
@@ -46,7 +47,7 @@ def as_rows(t: Tensor) -> Tensor:
     return t.reshape(1, -1) if t.dim() < 2 else t.reshape(t.shape[0], -1)
 
 
-class _PerParameterOptimizer(Optimizer):
+class _PerParameterOptimizer(Optimizer, abc.ABC):
     """Shared ``step``: run the closure, then ``_update`` every parameter that has a gradient."""
 
     @overload
@@ -67,8 +68,9 @@ class _PerParameterOptimizer(Optimizer):
                         self._update(p, p.grad, group)
         return loss
 
+    @abc.abstractmethod
     def _update(self, p: Tensor, g: Tensor, group: dict[str, Any]) -> None:
-        raise NotImplementedError
+        """Update ``p`` in place from its gradient ``g`` (under ``torch.no_grad``)."""
 
 
 # --------------------------------------------------------------------------- Newton-Schulz

@@ -43,7 +43,7 @@ from torch import Tensor, nn
 
 from ..core.cms import VARIANTS as CMS_VARIANTS
 from ..core.cms import CMSConfig, CMSState, ContinuumMemory
-from ..core.titans import SelfModifyingTitans, TitansConfig, TitansState
+from ..core.titans import MEMORY_NAMES, SelfModifyingTitans, TitansConfig, TitansState
 from .transformer import (
     CausalSelfAttention,
     KVCache,
@@ -148,7 +148,7 @@ class HopeConfig:
         if not self.rope_base > 1.0:
             raise ValueError(f"model.rope_base must be > 1 (got {self.rope_base})")
         self._check_cms()
-        other = ("k", "v", "eta", "alpha")
+        other = MEMORY_NAMES[:4]  # M_k, M_v, M_eta, M_alpha: the memories that can be static
         if not set(self.titans_static) <= set(other) or (
             self.titans_static and not self.titans_self_modifying
         ):
