@@ -256,10 +256,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     ctx = init_distributed(cfg.train.device)
+    finished = False
     try:
         train(cfg, ctx, args.resume, args.until)
+        finished = True
     finally:
-        cleanup_distributed(ctx)
+        cleanup_distributed(ctx, finished=finished)
     return 0
 
 

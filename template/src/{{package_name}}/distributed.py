@@ -6,6 +6,7 @@ a plain ``python train.py`` sets none of them and runs as a single process.
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -63,7 +64,22 @@ def all_reduce_mean(value: float, ctx: DistributedContext, device: torch.device)
     return float(tensor.item()) / ctx.world_size
 
 
-def cleanup_distributed(ctx: DistributedContext) -> None:
-    """Leave the process group (safe to call in a single process)."""
-    if ctx.enabled and dist.is_initialized():
-        dist.destroy_process_group()
+def cleanup_distributed(ctx: DistributedContext, *, finished: bool = True) -> None:
+    """Leave the process group (safe to call in a single process).
+
+    Call it once the DDP model is out of scope. After a finished run the order matters for a
+    clean exit: the barrier keeps a rank from leaving while a peer still works (rank 0 saves and
+    plots after the last collective); the collection frees the DDP reducer's reference to the
+    group, so the group and its communication threads are torn down here, while the interpreter
+    is alive. A gloo thread left to release a Python-owned tensor during interpreter shutdown
+    aborts the process ("terminate called without an active exception", SIGABRT) after a
+    successful run. ``finished=False`` (a rank failed) skips the barrier, which its peers, stuck
+    in another collective, would never reach.
+    """
+    if not (ctx.enabled and dist.is_initialized()):
+        return
+    if finished:
+        dist.barrier()
+    gc.collect()
+    dist.destroy_process_group()
+    gc.collect()
