@@ -140,6 +140,8 @@ def test_bad_input_raises_a_clear_error(arch: str, tokens: torch.Tensor, message
         ("hope", {"variant": "hope_attention"}, "model.variant"),
         ("hope", {"titans_static": ("q",)}, "model.titans_static"),
         ("hope", {"titans_static": ("k",), "titans_self_modifying": False}, "model.titans_static"),
+        ("hope", {"titans_compile": True, "cms_first_order": False}, "model.titans_compile"),
+        ("hope_attention", {"titans_compile": True}, "model.titans_compile"),
         ("hope_attention", {"d_model": 30, "n_heads": 2}, "model.d_model"),
         ("titans", {"chunk_size": 0}, "model.chunk_size"),
         ("transformer", {"d_ff": -4}, "model.d_ff"),

@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -112,6 +113,10 @@ class TitansConfig:
     #: memories among k, v, eta, alpha never written in context: they keep their meta-learned
     #: initial state ("w/o inner-projection" ablation of Table 6: a static projection instead)
     static: tuple[str, ...] = ()
+    #: run the mixer through ``torch.compile`` (inductor fuses the many small ops of the chunk
+    #: writes; on a CPU it needs a C++ compiler). One graph per input shape: for training at a
+    #: fixed length. Not differentiable twice (no second-order CMS through it).
+    compile: bool = False
 
     def __post_init__(self) -> None:
         positive = ("d_model", "n_heads", "chunk_size_memory", "chunk_size_other", "conv_window")
@@ -255,6 +260,7 @@ class SelfModifyingTitans(nn.Module):
         self.out_norm = nn.RMSNorm(d, eps=1e-6)
         self.gate_proj = nn.Linear(d, d, bias=False)
         self.out_proj = nn.Linear(d, d, bias=False)
+        self._compiled: Callable[..., tuple[Tensor, dict[str, FastWeights], Tensor]] | None = None
 
     # ----------------------------------------------------------------------------- state
     def init_state(
@@ -283,7 +289,12 @@ class SelfModifyingTitans(nn.Module):
     def _conv(self, x: Tensor, tail: Tensor) -> tuple[Tensor, Tensor]:
         """Causal depthwise conv over ``[tail, x]``; returns the output and the new tail."""
         xp = torch.cat([tail.to(x.dtype), x], dim=1)
-        out = self.conv(xp.transpose(1, 2)).transpose(1, 2)
+        # = self.conv(xp.transpose(1, 2)).transpose(1, 2), as window products: the depthwise
+        # Conv1d kernel is several times slower on short segments (CPU)
+        windows = xp.unfold(1, self.config.conv_window, 1)  # [B, T, d, window]
+        bias = self.conv.bias
+        assert bias is not None
+        out = (windows * self.conv.weight[:, 0]).sum(-1) + bias
         return out, xp[:, xp.shape[1] - tail.shape[1] :]
 
     def _gates(self, eta_logit: Tensor, alpha_logit: Tensor) -> tuple[Tensor, Tensor]:
@@ -355,15 +366,15 @@ class SelfModifyingTitans(nn.Module):
         keep = None  # [4, 1, 1]: True for a static memory's slot of the stack
         if c.static:
             keep = torch.tensor([n in c.static for n in _OTHER], device=xm.device)[:, None, None]
-        for s in range(0, xm.shape[2], c.chunk_size_other):
-            xs = xm[:, :, None, s : s + c.chunk_size_other]  # [B, H, 1, C, dh]
+        # split / unbind, not indexing: backward then joins the pieces once instead of adding a
+        # zero-padded gradient per piece
+        for xs in torch.split(xm[:, :, None], c.chunk_size_other, dim=3):  # [B, H, 1, C, dh]
             read = memory_forward(state.w1, state.w2, xs, c.activation)  # [B, H, 4, C, dh]
-            k, v = F.normalize(read[:, :, 0], dim=-1), read[:, :, 1]
+            k, v, eta_z, alpha_z = read.unbind(2)
+            k = F.normalize(k, dim=-1)
             if c.normalize_v:  # bounded target inputs: breaks the v -> M_v(v) -> v feedback
                 v = F.normalize(v, dim=-1)
-            eta, alpha = self._gates(
-                self._readout("eta", read[:, :, 2]), self._readout("alpha", read[:, :, 3])
-            )
+            eta, alpha = self._gates(self._readout("eta", eta_z), self._readout("alpha", alpha_z))
             (v_hat, m_k), (_, z_k) = memory_forward_many(
                 state.w1, state.w2, [v[:, :, None], k[:, :, None]], c.activation
             )
@@ -390,9 +401,8 @@ class SelfModifyingTitans(nn.Module):
         c = self.config
         size, outs = c.chunk_size_memory, []
         coefs = self._coefficients(k, eta, alpha, size)
-        for i, s in enumerate(range(0, q.shape[2], size)):
-            sl = slice(s, s + size)
-            qs, vs, ks = q[:, :, sl], v[:, :, sl], k[:, :, sl]
+        chunks = zip(*(torch.split(z, size, dim=2) for z in (q, v, k, eta, alpha)), strict=True)
+        for coef, (qs, vs, ks, etas, alphas) in zip(coefs, chunks, strict=True):
             read: tuple[Tensor, Tensor] | None = None
             if c.first_order:  # the write is detached: k and v stay out of the outer graph
                 outs.append(memory_forward(state.w1, state.w2, qs, c.activation))
@@ -406,7 +416,7 @@ class SelfModifyingTitans(nn.Module):
                 outs.append(reads[0])
                 target = reads[1] if c.self_modifying else vs
                 read = (reads[-1], pre[-1])
-            state = self._write(state, ks, target, eta[:, :, sl], alpha[:, :, sl], coefs[i], read)
+            state = self._write(state, ks, target, etas, alphas, coef, read)
         return torch.cat(outs, dim=2), state
 
     # ----------------------------------------------------------------------------- forward
@@ -415,12 +425,26 @@ class SelfModifyingTitans(nn.Module):
         c = self.config
         if x.ndim != 3 or x.shape[-1] != c.d_model:
             raise ValueError(f"expected x of shape [B, T, {c.d_model}], got {tuple(x.shape)}")
-        b, t, _ = x.shape
         if state is None:
-            state = self.init_state(b, x.device, x.dtype)
-        xc, tail = self._conv(x, state.conv_tail)
+            state = self.init_state(x.shape[0], x.device, x.dtype)
+        mix = self._mix
+        if c.compile:
+            if self._compiled is None:  # one compiled graph per input shape (dynamic=False)
+                self._compiled = torch.compile(self._mix, dynamic=False)
+            mix = self._compiled
+        y, mems, tail = mix(x, state.memories, state.conv_tail)
+        # the position stays outside the compiled call: an int there would recompile per call
+        return y, TitansState(mems, tail, state.position + x.shape[1])
+
+    def _mix(
+        self, x: Tensor, memories: dict[str, FastWeights], conv_tail: Tensor
+    ) -> tuple[Tensor, dict[str, FastWeights], Tensor]:
+        """The mixer on tensors only: ``y``, the memories and the conv tail after ``x``."""
+        c = self.config
+        b, t, _ = x.shape
+        xc, tail = self._conv(x, conv_tail)
         q = F.normalize(self._heads(self.proj["q"](xc)), dim=-1)
-        mems = dict(state.memories)
+        mems = dict(memories)
         if c.self_modifying:
             xm = self._heads(self.proj["in"](xc))
             other = _stack([mems[n] for n in _OTHER])
@@ -431,7 +455,7 @@ class SelfModifyingTitans(nn.Module):
         o, mems["mem"] = self._run_mem(q, k, v, eta, alpha, mems["mem"])
         o = o.transpose(1, 2).reshape(b, t, c.d_model)
         y = self.out_proj(self.out_norm(o) * F.silu(self.gate_proj(x)))
-        return y, TitansState(mems, tail, state.position + t)
+        return y, mems, tail
 
     def extra_repr(self) -> str:
         cfg: dict[str, Any] = {f.name: getattr(self.config, f.name) for f in fields(self.config)}

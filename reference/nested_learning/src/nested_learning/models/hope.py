@@ -95,6 +95,10 @@ class HopeConfig:
             this on they receive no outer gradient at all; keep it off (the default).
         titans_normalize_v: L2-normalise the Titans v (the input of every self-generated target,
             see core/titans.py): without it second-order training diverges (exp2, exp3).
+        titans_compile: run each Titans mixer through ``torch.compile`` (opt-in; 1.2-1.7x the
+            training tokens/s on a 2-core CPU, benchmarks/results/throughput.md; the first steps
+            compile for about a minute, and on a CPU inductor needs a C++ compiler). Needs
+            ``cms_first_order`` (a compiled graph cannot be differentiated twice).
         cms_chunk_sizes: C^(l), fast → slow; each a multiple of the first. The first one is the
             segment length of the online loop, the main cost knob (default 32: Fig. 5's 16 is
             about 1.4× slower on a CPU).
@@ -123,6 +127,7 @@ class HopeConfig:
     titans_retention: bool = True
     titans_self_modifying: bool = True
     titans_static: Names = ()
+    titans_compile: bool = False
     cms_chunk_sizes: IntLevels = (32, 128, 256)
     cms_inner_lr: float | FloatLevels = 1e-3
     cms_variant: str = "sequential"
@@ -156,6 +161,13 @@ class HopeConfig:
                 f"model.titans_static must name memories among {other} of a self-modifying "
                 f"mixer (got {self.titans_static!r}, titans_self_modifying="
                 f"{self.titans_self_modifying})"
+            )
+
+        if self.titans_compile and (self.variant != "hope" or not self.cms_first_order):
+            raise ValueError(
+                "model.titans_compile needs variant 'hope' (a Titans mixer to compile) and "
+                "cms_first_order: true (a compiled graph cannot be differentiated twice); got "
+                f"variant={self.variant!r}, cms_first_order={self.cms_first_order}"
             )
 
     def _check_cms(self) -> None:
@@ -216,6 +228,7 @@ class HopeConfig:
             retention=self.titans_retention,
             static=tuple(self.titans_static),
             normalize_v=self.titans_normalize_v,
+            compile=self.titans_compile,
         )
 
     def cms(self) -> CMSConfig:

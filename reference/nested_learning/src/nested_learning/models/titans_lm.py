@@ -21,7 +21,8 @@ class TitansLMConfig:
     """Sizes of the Titans baseline; the defaults are the small CPU size.
 
     ``chunk_size`` is the memory's write period C (reads use the state at the previous chunk end);
-    ``first_order`` cuts the outer gradient through the memory writes (cheaper, less faithful).
+    ``first_order`` cuts the outer gradient through the memory writes (cheaper, less faithful);
+    ``compile`` runs each mixer through ``torch.compile`` (as ``HopeConfig.titans_compile``).
     """
 
     vocab_size: int = 256
@@ -35,6 +36,7 @@ class TitansLMConfig:
     eta_scale: float = 0.1
     momentum: bool = True
     first_order: bool = False
+    compile: bool = False
 
     def __post_init__(self) -> None:
         check_positive(
@@ -60,6 +62,7 @@ class TitansLMConfig:
             momentum=self.momentum,
             first_order=self.first_order,
             self_modifying=False,
+            compile=self.compile,
         )
 
 
