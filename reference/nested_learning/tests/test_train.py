@@ -133,6 +133,36 @@ def test_torchrun_two_processes_on_cpu(tmp_path: Path, tiny_train_args: list[str
     assert sorted(train_losses(tmp_path / "run")) == list(range(1, 7))
 
 
+@pytest.mark.parametrize("fails", [False, True])
+def test_ranks_meet_before_leaving_only_after_a_finished_run(
+    monkeypatch: pytest.MonkeyPatch, tiny_train_args: list[str], fails: bool
+) -> None:
+    """A finished rank waits for its peers, then tears the group down; a failed rank does not
+    wait at a barrier its peers (stuck in another collective) would never reach."""
+    import torch.distributed as dist
+
+    from nested_learning.distributed import DistributedContext
+
+    calls: list[str] = []
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "barrier", lambda: calls.append("barrier"))
+    monkeypatch.setattr(dist, "destroy_process_group", lambda: calls.append("destroy"))
+    monkeypatch.setattr(train, "init_distributed", lambda device: DistributedContext(0, 0, 2))
+
+    def fake_train(*args: Any) -> float:
+        if fails:
+            raise RuntimeError("this rank failed")
+        return 0.0
+
+    monkeypatch.setattr(train, "train", fake_train)
+    if fails:
+        with pytest.raises(RuntimeError, match="this rank failed"):
+            train.main(tiny_train_args)
+    else:
+        assert train.main(tiny_train_args) == 0
+    assert calls == (["destroy"] if fails else ["barrier", "destroy"])
+
+
 def _ddp_worker(rank: int, world_size: int, port: int, queue: Any) -> None:
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
