@@ -85,7 +85,8 @@ class HopeConfig:
         mem_hidden: hidden width h of each Titans memory (``None`` = d_head).
         eta_scale, momentum, conv_window: Titans inner-rule settings (see core/titans.py);
             ``eta_scale`` 0.02: with 0.1 the self-generated targets diverged in training before
-            v was normalised (``titans_normalize_v``; the cause, see core/titans.py).
+            v was normalised (``titans_normalize_v``; the cause, see core/titans.py); since then
+            0.1 trains as well (benchmarks/results/inner_lr_sweep.md).
         titans_dgd, titans_retention, titans_self_modifying, titans_static: ablation switches of
             the mixer (Table 6): DGD vs plain GD, the retention gate alpha (False: alpha = 1,
             "w/o weight decay"), self-generated k, v, eta, alpha vs static projections, and
