@@ -51,8 +51,10 @@ def measure(arch: str, seq_len: int, batch: int, steps: int, threads: int) -> di
     torch.manual_seed(0)
     baseline_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     compiled = arch == COMPILED
-    kwargs = {**load_config(PRESETS["hope" if compiled else arch]).model}
-    kwargs.update(max_seq_len=max(seq_len, 512), **({"titans_compile": True} if compiled else {}))
+    preset = PRESETS["hope" if compiled else arch]
+    kwargs = {**load_config(preset).model, "max_seq_len": max(seq_len, 512)}
+    if compiled:
+        kwargs["titans_compile"] = True
     model = create_model(**kwargs)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     tokens = torch.randint(0, 256, (batch, seq_len + 1))
@@ -71,8 +73,7 @@ def measure(arch: str, seq_len: int, batch: int, steps: int, threads: int) -> di
         step()
     elapsed = time.perf_counter() - start
     return {
-        "arch": arch, "preset": PRESETS["hope" if compiled else arch], "seq_len": seq_len,
-        "batch": batch,
+        "arch": arch, "preset": preset, "seq_len": seq_len, "batch": batch,
         "params": count_parameters(model), "threads": threads,
         "tokens_per_s": round(steps * batch * seq_len / elapsed, 1),
         "us_per_token": round(1e6 * elapsed / (steps * batch * seq_len), 2),

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from nested_learning.config import ConfigError
+from nested_learning.core.titans import SelfModifyingTitans
 from nested_learning.data import encode
 from nested_learning.models import count_parameters, create_model, matched_config
 from nested_learning.models.transformer import CausalSelfAttention, Rotary
@@ -150,6 +151,16 @@ def test_bad_input_raises_a_clear_error(arch: str, tokens: torch.Tensor, message
 def test_inconsistent_configs_name_the_field(arch: str, kwargs: dict[str, Any], field: str) -> None:
     with pytest.raises(ValueError, match=field):
         tiny(arch, **kwargs)
+
+
+@pytest.mark.parametrize(("arch", "flag"), [("hope", "titans_compile"), ("titans", "compile")])
+def test_compile_flag_reaches_every_titans_mixer(arch: str, flag: str) -> None:
+    # the compiled mixer itself: test_titans.py::test_compiled_mixer_equals_eager
+    for on in (False, True):
+        model = tiny(arch, **{flag: on})
+        mixers = [m for m in model.modules() if isinstance(m, SelfModifyingTitans)]
+        assert len(mixers) == TINY[arch]["n_layers"]
+        assert all(m.config.compile is on for m in mixers)
 
 
 def test_unknown_arch_and_key_are_config_errors_listing_the_valid_ones() -> None:
