@@ -1,10 +1,13 @@
 """Measure the candidate PDF text backends of tools/extract_paper.py on the real paper.
 
     uv run python benchmarks/extract_quality.py [--pdf PDF] [--reference MD] [--out JSON]
+        [--baseline TOOLS_DIR]
 
 Defaults: the Nested Learning paper and its third-party transcription in ../shared/papers/ (beside
 the repository checkout), and benchmarks/results/extract_quality.json. markitdown is measured when
-it is installed (`markitdown[pdf]`), and recorded as skipped otherwise.
+it is installed (`markitdown[pdf]`), and recorded as skipped otherwise. `--baseline` also measures
+the extractor of another `tools/` folder (e.g. an older commit's, from `git archive`) in the same
+run, as the row `extract_paper_baseline`.
 
 Metrics, each computed on the backend's raw output:
 - long_token_share: share of whitespace-separated tokens longer than 25 characters (glued words).
@@ -25,7 +28,6 @@ from __future__ import annotations
 import argparse
 import bisect
 import datetime as dt
-import importlib.util
 import json
 import os
 import platform
@@ -36,8 +38,9 @@ from collections import Counter
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
-from types import ModuleType
 from typing import Any
+
+from extract_tool import TOOLS, load_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -45,19 +48,9 @@ DEFAULT_PDF = SHARED / "papers" / "nested_learning_neurips2025.pdf"
 DEFAULT_REFERENCE = SHARED / "papers" / "nested_learning_neurips2025.md"
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "extract_quality.json"
 TRUTH = ROOT / "tests" / "paper_truth" / "nested_learning.json"
-TOOL = ROOT / "template" / "tools" / "extract_paper.py"
 
 Pages = list[str] | None  # None: the backend gives no page breaks
 Backend = Callable[[Path], tuple[str, Pages]]
-
-
-def load_tool() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("extract_paper", TOOL)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["extract_paper"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def run_markitdown(pdf: Path) -> tuple[str, Pages]:
@@ -87,21 +80,36 @@ def run_pypdfium2(pdf: Path) -> tuple[str, Pages]:
     return "\n".join(pages), pages
 
 
-def run_tool(pdf: Path) -> tuple[str, Pages]:
-    tool = load_tool()
-    result = tool.extract(pdf)
-    pages = ["" for _ in range(result.page_count)]
-    for line in result.lines:
-        pages[line.page - 1] += line.text + "\n"
-    return "".join(pages), pages
+def tool_backend(tools: Path) -> Backend:
+    """The extractor in `tools` as a backend: its lines, page by page."""
+    tool = load_tool(tools)
+
+    def run_tool(pdf: Path) -> tuple[str, Pages]:
+        result = tool.extract(pdf)
+        pages = ["" for _ in range(result.page_count)]
+        for line in result.lines:
+            pages[line.page - 1] += line.text + "\n"
+        return "".join(pages), pages
+
+    return run_tool
 
 
-BACKENDS: list[tuple[str, str, Backend]] = [
-    ("markitdown", "markitdown 0.1.x MarkItDown().convert (pdfplumber inside)", run_markitdown),
-    ("pdfminer", "pdfminer.six high_level.extract_text", run_pdfminer),
-    ("pypdfium2", "pypdfium2 PdfTextPage.get_text_range", run_pypdfium2),
-    ("extract_paper", "tools/extract_paper.py: pypdfium2 per character + cleanup", run_tool),
-]
+def backends(baseline: Path | None) -> list[tuple[str, str, Backend]]:
+    """The raw backends, this extractor, and (with --baseline) the one in that folder."""
+    rows: list[tuple[str, str, Backend]] = [
+        ("markitdown", "markitdown 0.1.x MarkItDown().convert (pdfplumber inside)", run_markitdown),
+        ("pdfminer", "pdfminer.six high_level.extract_text", run_pdfminer),
+        ("pypdfium2", "pypdfium2 PdfTextPage.get_text_range", run_pypdfium2),
+        (
+            "extract_paper",
+            "tools/extract_paper.py: pypdfium2 per character + cleanup",
+            tool_backend(TOOLS),
+        ),
+    ]
+    if baseline is not None:
+        label = f"the extractor in {baseline} (baseline)"
+        rows.append(("extract_paper_baseline", label, tool_backend(baseline)))
+    return rows
 
 
 # ----------------------------------------------------------------------------------------------
@@ -210,12 +218,14 @@ def version(dist: str) -> str | None:
         return None
 
 
-def measure(pdf: Path, reference: Path, repeats: int) -> dict[str, Any]:
+def measure(
+    pdf: Path, reference: Path, repeats: int, baseline: Path | None = None
+) -> dict[str, Any]:
     ref_pages = reference_pages(reference.read_text(encoding="utf-8"))
     ref_words = [w for page in ref_pages for w in words(page)]
     numbers = [e["number"] for e in json.loads(TRUTH.read_text(encoding="utf-8"))["equations"]]
     results: dict[str, Any] = {}
-    for key, label, backend in BACKENDS:
+    for key, label, backend in backends(baseline):
         try:
             text, pages, seconds = timed(backend, pdf, repeats)
         except ImportError as exc:
@@ -237,7 +247,9 @@ def measure(pdf: Path, reference: Path, repeats: int) -> dict[str, Any]:
 
 def choose(results: dict[str, Any]) -> dict[str, str]:
     """Best raw backend: highest word F1; within 0.005, fewer glued tokens, then faster."""
-    raw = {k: v for k, v in results.items() if k != "extract_paper" and "skipped" not in v}
+    raw = {
+        k: v for k, v in results.items() if not k.startswith("extract_paper") and "skipped" not in v
+    }
     best_f1 = max(v["word_f1"] for v in raw.values())
     close = [k for k, v in raw.items() if v["word_f1"] >= best_f1 - 0.005]
     chosen = min(
@@ -258,17 +270,17 @@ def choose(results: dict[str, Any]) -> dict[str, str]:
 
 def table(results: dict[str, Any]) -> str:
     head = (
-        f"{'backend':<15}{'tok>25':>8}{'recall':>8}{'prec':>8}{'F1':>8}{'found':>7}{'order':>7}"
+        f"{'backend':<23}{'tok>25':>8}{'recall':>8}{'prec':>8}{'F1':>8}{'found':>7}{'order':>7}"
         f"{'page':>7}{'eq#':>6}{'sec':>7}"
     )
     rows = [head]
     for key, r in results.items():
         if "skipped" in r:
-            rows.append(f"{key:<15}skipped ({r['skipped']})")
+            rows.append(f"{key:<23}skipped ({r['skipped']})")
             continue
         page = "n/a" if r["page_accuracy"] is None else f"{r['page_accuracy']:.3f}"
         rows.append(
-            f"{key:<15}{r['long_token_share'] * 100:>7.2f}%{r['word_recall']:>8.3f}"
+            f"{key:<23}{r['long_token_share'] * 100:>7.2f}%{r['word_recall']:>8.3f}"
             f"{r['word_precision']:>8.3f}{r['word_f1']:>8.3f}{r['anchor_found']:>7.3f}"
             f"{r['order_score']:>7.3f}{page:>7}"
             f"{r['equation_numbers_on_line']:>6.2f}{r['seconds']:>7.2f}"
@@ -282,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reference", type=Path, default=DEFAULT_REFERENCE)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--baseline", type=Path, default=None, help="another tools/ folder")
     args = parser.parse_args(argv)
     for path in (args.pdf, args.reference):
         if not path.is_file():
@@ -290,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
-    results = measure(args.pdf, args.reference, args.repeats)
+    results = measure(args.pdf, args.reference, args.repeats, args.baseline)
     report = {
         "pdf": args.pdf.name,
         "reference": f"{args.reference.name} (a third-party transcription, for measuring only)",

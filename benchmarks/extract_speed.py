@@ -1,20 +1,20 @@
 """Speed of tools/extract_paper.py: a 20-page paper must take under 5 s on the build machine.
 
-    uv run python benchmarks/extract_speed.py [--runs N] [--out JSON]
+    uv run python benchmarks/extract_speed.py [--runs N] [--out JSON] [--baseline TOOLS_DIR]
 
 Cases: a generated 20-page two-column paper (reportlab: headings, prose, numbered equations, a
 hyperparameter table on every page) and, when ../shared/papers is beside the checkout, the real
 Nested Learning paper (23 pages, with figures). For each: `extract()` + writing both files in
 process, and the whole command line (`python tools/extract_paper.py PDF --out DIR`: interpreter
 start, imports, extraction, atomic writes) in a fresh process. Median and max over the runs are
-written to benchmarks/results/extract_speed.json.
+written to benchmarks/results/extract_speed.json. `--baseline` also times the extractor of another
+`tools/` folder (e.g. an older commit's, from `git archive`) on the same PDFs in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib.util
 import json
 import os
 import platform
@@ -26,11 +26,11 @@ import time
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+from extract_tool import TOOLS, entry_point, load_tool
+
 ROOT = Path(__file__).resolve().parents[1]
-TOOL = ROOT / "template" / "tools" / "extract_paper.py"
 REAL_PDF = ROOT.parent / "shared" / "papers" / "nested_learning_neurips2025.pdf"
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "extract_speed.json"
 BUDGET_SECONDS = 5.0
@@ -44,15 +44,6 @@ SENTENCES = [
     "Longer sequences are processed in chunks whose size is fixed in advance.",
     "The readout is linear, which keeps the cost of inference predictable.",
 ]
-
-
-def load_tool() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("extract_paper", TOOL)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["extract_paper"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def make_paper(path: Path, pages: int) -> None:
@@ -105,7 +96,8 @@ def timings(fn: Callable[[], None], runs: int) -> dict[str, float]:
     return {"median": statistics.median(times), "max": max(times), "min": min(times)}
 
 
-def measure(name: str, pdf: Path, runs: int, tool: ModuleType) -> dict[str, Any]:
+def measure(name: str, pdf: Path, runs: int, tools: Path) -> dict[str, Any]:
+    tool = load_tool(tools)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
 
@@ -114,7 +106,7 @@ def measure(name: str, pdf: Path, runs: int, tool: ModuleType) -> dict[str, Any]
 
         def command_line() -> None:
             proc = subprocess.run(
-                [sys.executable, str(TOOL), str(pdf), "--out", str(out), "--force"],
+                [sys.executable, str(entry_point(tools)), str(pdf), "--out", str(out), "--force"],
                 capture_output=True,
                 text=True,
                 check=False,
@@ -130,6 +122,7 @@ def measure(name: str, pdf: Path, runs: int, tool: ModuleType) -> dict[str, Any]
     budget = BUDGET_SECONDS * pages / BUDGET_PAGES
     return {
         "name": name,
+        "tools": str(tools.relative_to(ROOT) if tools.is_relative_to(ROOT) else tools),
         "pages": pages,
         "found": {
             "sections": len(result.sections),
@@ -156,15 +149,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--baseline", type=Path, default=None, help="another tools/ folder")
     args = parser.parse_args(argv)
-    tool = load_tool()
+    folders = [TOOLS] if args.baseline is None else [TOOLS, args.baseline]
     cases = []
     with tempfile.TemporaryDirectory() as tmp:
         synthetic = Path(tmp) / "synthetic_20_pages.pdf"
         make_paper(synthetic, BUDGET_PAGES)
-        cases.append(measure("synthetic two-column paper", synthetic, args.runs, tool))
+        for tools in folders:
+            cases.append(measure("synthetic two-column paper", synthetic, args.runs, tools))
     if REAL_PDF.is_file():
-        cases.append(measure("nested_learning_neurips2025.pdf", REAL_PDF, args.runs, tool))
+        for tools in folders:
+            cases.append(measure("nested_learning_neurips2025.pdf", REAL_PDF, args.runs, tools))
     report = {
         "requirement": f"a {BUDGET_PAGES}-page paper in under {BUDGET_SECONDS:g} s (command line,"
         " worst run), budget scaled by page count for other papers",
@@ -183,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     for c in cases:
         api, cli = c["extract_and_write_seconds"], c["command_line_seconds"]
         print(
-            f"{c['name']:<34} {c['pages']:>3} pages  extract+write {api['median']:.2f} s"
+            f"{c['name']:<34} {c['tools']:<16} {c['pages']:>3} pages"
+            f"  extract+write {api['median']:.2f} s"
             f"  command line {cli['median']:.2f} s (max {cli['max']:.2f})"
             f"  budget {c['budget_seconds_for_these_pages']:.1f} s"
         )

@@ -7,7 +7,6 @@ a hand-made ground truth (tests/paper_truth/nested_learning.json) when it is pre
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -16,7 +15,6 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -28,23 +26,16 @@ from reportlab.lib.pagesizes import letter
 from reportlab.lib.utils import simpleSplit
 from reportlab.pdfgen import canvas
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "template" / "tools"))
+import paper_extractor as tool  # the package behind tools/extract_paper.py
+from paper_extractor import hyperparameters, outputs, parser, text_flow
+
 ROOT = Path(__file__).resolve().parents[1]
-TOOL_PATH = ROOT / "template" / "tools" / "extract_paper.py"
+TOOLS = ROOT / "template" / "tools"
+TOOL_PATH = TOOLS / "extract_paper.py"  # the entry point; the extractor is tools/paper_extractor/
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 REAL_PDF = SHARED / "papers" / "nested_learning_neurips2025.pdf"
 TRUTH = Path(__file__).resolve().parent / "paper_truth" / "nested_learning.json"
-
-
-def _load_tool() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("extract_paper_under_test", TOOL_PATH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
-tool = _load_tool()
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -544,9 +535,9 @@ def test_plain_paper_invents_nothing(plain: Synthetic, tmp_path: Path) -> None:
 def scan_hyperparameters(*texts: str) -> set[tuple[str, str]]:
     """Run the hyperparameter patterns over lines of running text on one page."""
     lines = [tool.Line(1, t, 10.0, 0.0, "", None, 700.0 - 12 * k) for k, t in enumerate(texts)]
-    parser = tool._Parser([lines])
-    parser.run()
-    return {(h.name, h.value) for h in tool._hyperparameters(tool._Flow(parser))}
+    doc = parser.Parser([lines])
+    doc.run()
+    return {(h.name, h.value) for h in hyperparameters.find_hyperparameters(text_flow.Flow(doc))}
 
 
 @pytest.mark.parametrize(
@@ -673,7 +664,7 @@ def test_writes_are_atomic(
             raise OSError(28, "No space left on device")
         real_replace(src, dst)
 
-    monkeypatch.setattr(tool.os, "replace", failing_replace)
+    monkeypatch.setattr(outputs.os, "replace", failing_replace)
     with pytest.raises(tool.ExtractError, match="cannot write the outputs"):
         tool.write_outputs(full.result, out)
     assert files_under(out) == [old_paper]  # no temp files, no half-written docs/
@@ -700,8 +691,9 @@ def test_template_checklist_without_marker_is_replaced(full: Synthetic, tmp_path
 
 
 def test_tool_is_not_a_jinja_template() -> None:
-    source = TOOL_PATH.read_text(encoding="utf-8")
-    assert "{{" not in source and "{%" not in source and "{#" not in source
+    for path in [TOOL_PATH, *sorted((TOOLS / "paper_extractor").glob("*.py"))]:
+        source = path.read_text(encoding="utf-8")
+        assert "{{" not in source and "{%" not in source and "{#" not in source, path
 
 
 # ----------------------------------------------------------------------------------------------

@@ -27,6 +27,14 @@ MATRIX = list(
 )
 
 
+# tools/paper_extractor/: the extractor behind tools/extract_paper.py, one module a stage
+EXTRACTOR_MODULES = (
+    "__init__", "__main__", "records", "pdf_reader", "layout", "classify", "parser", "sentences",
+    "text_flow", "hyperparameters", "mentions", "names", "pipeline", "markdown", "checklist",
+    "outputs",
+)  # fmt: skip
+
+
 def expected_files(answers: dict[str, Any], package: str = DEFAULT_PACKAGE) -> set[str]:
     src = f"src/{package}"
     files = {
@@ -42,6 +50,7 @@ def expected_files(answers: dict[str, Any], package: str = DEFAULT_PACKAGE) -> s
         "tests/conftest.py", "tests/test_config.py", "tests/test_device.py", "tests/test_model.py",
         "tests/test_train.py", "tests/test_hygiene.py",
     }  # fmt: skip
+    files |= {f"tools/paper_extractor/{module}.py" for module in EXTRACTOR_MODULES}
     if answers["license"] != "none":
         files.add("LICENSE")
     if answers["include_demo"]:
