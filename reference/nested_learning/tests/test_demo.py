@@ -1,4 +1,4 @@
-"""The Gradio demo: its analyses against independent computations, and real HTTP on 127.0.0.1."""
+"""The demo: nested_learning.inspection against independent computations, the app over HTTP."""
 
 from __future__ import annotations
 
@@ -14,17 +14,17 @@ import torch.nn.functional as F
 
 gr = pytest.importorskip("gradio")
 
-from demo.app import (  # noqa: E402
+from demo.app import build_demo  # noqa: E402
+from nested_learning.data import encode  # noqa: E402
+from nested_learning.inspection import (  # noqa: E402
     Plant,
     analyze_tokens,
-    build_demo,
     cms_updates,
     load_model,
     next_token_loss,
     probe_recall,
     trace_main_memory,
 )
-from nested_learning.data import encode  # noqa: E402
 from nested_learning.models import HopeLM, create_model  # noqa: E402
 
 TINY = {"d_model": 32, "n_layers": 2, "n_heads": 2, "d_ff": 64, "max_seq_len": 128,
