@@ -28,26 +28,34 @@ import shlex
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")  # headless: experiments run on CI and in subprocesses
 
 import torch
+from ledger import (
+    Check,
+    Control,
+    PerSeed,
+    judge,
+    kind,
+    record,
+    summarize,
+    validate_verdicts,
+)
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
+from nested_learning.memory_use import MEMORY_SETTINGS, gate_statistics, memory_ablation
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "results"
-
-Verdict = Literal["reproduced", "not reproduced", "inconclusive"]
-VERDICTS: tuple[Verdict, ...] = ("reproduced", "not reproduced", "inconclusive")
-PerSeed = dict[str, dict[str, list[float]]]  # metric -> method -> one value per seed
 
 #: Keys every result JSON has (checked by :func:`validate_payload` and the tests).
 REQUIRED_KEYS = (
@@ -59,6 +67,7 @@ REQUIRED_KEYS = (
     "seeds",
     "per_seed",
     "summary",
+    "controls",
     "checks",
     "verdict",
     "verdict_rule",
@@ -172,158 +181,6 @@ def fit(
     return losses, False
 
 
-# --------------------------------------------------------------------------- statistics
-def record(per_seed: PerSeed, metric: str, method: str, value: float) -> None:
-    """Append one seed's ``value`` to ``per_seed[metric][method]`` (created on first use)."""
-    per_seed.setdefault(metric, {}).setdefault(method, []).append(value)
-
-
-def describe(values: Sequence[float]) -> dict[str, float]:
-    """mean, std (sample, 0 for one value), min, max and n of per-seed values."""
-    vals = [float(v) for v in values]
-    if not vals:
-        raise ValueError("describe needs at least one value")
-    std = statistics.stdev(vals) if len(vals) > 1 else 0.0
-    return {
-        "mean": statistics.fmean(vals),
-        "std": std,
-        "min": min(vals),
-        "max": max(vals),
-        "n": float(len(vals)),
-    }
-
-
-def summarize(per_seed: Mapping[str, Mapping[str, Sequence[float]]]) -> dict[str, Any]:
-    """Same nesting as ``per_seed`` with each list replaced by :func:`describe`."""
-    return {m: {k: describe(v) for k, v in methods.items()} for m, methods in per_seed.items()}
-
-
-# --------------------------------------------------------------------------- verdict rule
-@dataclass(frozen=True)
-class Check:
-    """One comparison that supports (or not) a claim of the paper.
-
-    ``candidate`` is the method the paper says is better; ``baseline`` is another method of the
-    same metric, or a number (a threshold: "the candidate stays below/above this value").
-
-    Attributes:
-        name: short id.
-        claim: the sentence this check tests.
-        metric: key of ``per_seed``.
-        candidate: method expected to be better.
-        baseline: method name, or a fixed threshold.
-        higher_is_better: direction of the metric.
-        margin: minimum mean improvement for "reproduced".
-        relative: improvements divided by ``|baseline|`` per seed (ignored for thresholds).
-        primary: counts towards the experiment's overall verdict.
-        part: which claim of a multi-claim experiment this check belongs to ("" = the only one).
-    """
-
-    name: str
-    claim: str
-    metric: str
-    candidate: str
-    baseline: str | float
-    higher_is_better: bool = False
-    margin: float = 0.1
-    relative: bool = True
-    primary: bool = True
-    part: str = ""
-
-    def rule(self) -> str:
-        """The verdict rule in words, generated from the fields."""
-        versus = (
-            f"the threshold {self.baseline:g}"
-            if not isinstance(self.baseline, str)
-            else f"'{self.baseline}'"
-        )
-        kind = "relative " if self.relative and isinstance(self.baseline, str) else ""
-        better = "higher" if self.higher_is_better else "lower"
-        return (
-            f"{self.metric} ({better} is better): improvement of '{self.candidate}' over {versus}"
-            f" per seed; reproduced iff the mean {kind}improvement ≥ {self.margin:g} and every"
-            " seed improves; not reproduced iff the mean improvement ≤ 0; else inconclusive"
-        )
-
-
-def improvements(
-    check: Check, per_seed: Mapping[str, Mapping[str, Sequence[float]]]
-) -> list[float]:
-    """Per-seed improvement of the candidate over the baseline (> 0 = the claim's direction)."""
-    cand = [float(v) for v in per_seed[check.metric][check.candidate]]
-    if not isinstance(check.baseline, str):
-        base = [check.baseline] * len(cand)
-    else:
-        base = [float(v) for v in per_seed[check.metric][check.baseline]]
-        if len(base) != len(cand):
-            raise ValueError(f"{check.name}: {len(cand)} candidate vs {len(base)} baseline seeds")
-    sign = 1.0 if check.higher_is_better else -1.0
-    out = []
-    for c, b in zip(cand, base, strict=True):
-        d = sign * (c - b)
-        if check.relative and isinstance(check.baseline, str):
-            d /= max(abs(b), 1e-12)
-        out.append(d)
-    return out
-
-
-def verdict_from_improvements(imps: Sequence[float], margin: float) -> Verdict:
-    """The rule: reproduced iff mean ≥ margin and all > 0; not reproduced iff mean ≤ 0.
-
-    Non-finite improvements (a diverged run on both sides) carry no evidence → inconclusive.
-    """
-    if not imps or not all(isinstance(x, int | float) and math.isfinite(x) for x in imps):
-        return "inconclusive"
-    mean = statistics.fmean(imps)
-    if mean >= margin and all(x > 0 for x in imps):
-        return "reproduced"
-    if mean <= 0:
-        return "not reproduced"
-    return "inconclusive"
-
-
-def overall_verdict(verdicts: Iterable[str]) -> Verdict:
-    """Primary checks combined: all reproduced → reproduced; all not → not; mixed → inconclusive."""
-    vs = list(verdicts)
-    if not vs:
-        return "inconclusive"
-    if all(v == "reproduced" for v in vs):
-        return "reproduced"
-    if all(v == "not reproduced" for v in vs):
-        return "not reproduced"
-    return "inconclusive"
-
-
-def part_verdicts(evaluated: Sequence[Mapping[str, Any]]) -> dict[str, str]:
-    """Overall verdict of each named part (claim) from its own primary checks."""
-    parts = sorted({str(e["part"]) for e in evaluated if e["part"]})
-    return {
-        p: overall_verdict(e["verdict"] for e in evaluated if e["part"] == p and e["primary"])
-        for p in parts
-    }
-
-
-OVERALL_RULE = (
-    "primary checks combined: all reproduced → reproduced; all not reproduced → not reproduced;"
-    " otherwise inconclusive"
-)
-
-
-def evaluate_check(
-    check: Check, per_seed: Mapping[str, Mapping[str, Sequence[float]]]
-) -> dict[str, Any]:
-    """The check's fields, its rule in words, per-seed improvements and the computed verdict."""
-    imps = improvements(check, per_seed)
-    finite = [x for x in imps if math.isfinite(x)]
-    return {
-        **asdict(check),
-        "rule": check.rule(),
-        "improvements": imps,
-        "mean_improvement": statistics.fmean(finite) if finite else float("nan"),
-        "verdict": verdict_from_improvements(imps, check.margin),
-    }
-
-
 # --------------------------------------------------------------------------- payload
 def build_payload(
     *,
@@ -337,14 +194,15 @@ def build_payload(
     per_seed: PerSeed,
     checks: Sequence[Check],
     wall_time_s: float,
+    controls: Sequence[Control] = (),
+    memory_ablation: Sequence[Mapping[str, Any]] = (),
     extra: Mapping[str, Any] | None = None,
     notes: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Assemble a result: summary and verdicts are computed here from ``per_seed``."""
-    evaluated = [evaluate_check(c, per_seed) for c in checks]
-    primary = [e["verdict"] for e in evaluated if e["primary"]]
+    """Assemble a result: summary, controls and verdicts are computed here from ``per_seed``
+    (:func:`ledger.judge`); ``memory_ablation``: the rows of :func:`memory_rows`."""
     return {
-        "part_verdicts": part_verdicts(evaluated),
+        **judge(checks, controls, per_seed),
         "experiment": name,
         "title": title,
         "claim": claim,
@@ -353,9 +211,7 @@ def build_payload(
         "seeds": list(args.seeds),
         "per_seed": per_seed,
         "summary": summarize(per_seed),
-        "checks": evaluated,
-        "verdict": overall_verdict(primary),
-        "verdict_rule": OVERALL_RULE,
+        "memory_ablation": [dict(r) for r in memory_ablation],
         "command": command,
         "size": args.size,
         "wall_time_s": round(wall_time_s, 2),
@@ -372,21 +228,66 @@ def validate_payload(payload: Mapping[str, Any]) -> None:
     missing = [k for k in REQUIRED_KEYS if k not in payload]
     if missing:
         raise ValueError(f"result is missing {missing}")
-    if payload["verdict"] not in VERDICTS or payload["size"] not in ("quick", "default"):
-        raise ValueError(f"bad verdict/size: {payload['verdict']!r}, {payload['size']!r}")
+    if payload["size"] not in ("quick", "default"):
+        raise ValueError(f"bad size: {payload['size']!r}")
+    kind(payload["verdict"])
     n = len(payload["seeds"])
     for metric, methods in payload["per_seed"].items():
         for method, vals in methods.items():
             if len(vals) != n:
                 raise ValueError(f"per_seed[{metric}][{method}] has {len(vals)} values, not {n}")
-    for c in payload["checks"]:
-        if c["verdict"] != verdict_from_improvements(c["improvements"], c["margin"]):
-            raise ValueError(f"check {c['name']}: verdict does not follow from its numbers")
-    primary = [c["verdict"] for c in payload["checks"] if c["primary"]]
-    if payload["verdict"] != overall_verdict(primary):
-        raise ValueError("overall verdict does not follow from the primary checks")
-    if payload.get("part_verdicts", {}) != part_verdicts(payload["checks"]):
-        raise ValueError("part verdicts do not follow from the checks")
+    validate_verdicts(payload)
+
+
+# --------------------------------------------------------------------------- memory use
+def ablated(model: str, setting: str) -> str:
+    """The per-seed method name of ``model`` measured with ``setting`` (``MEMORY_SETTINGS``)."""
+    return model if setting == "with_memory" else f"{model} ({setting.replace('_', ' ')})"
+
+
+def record_memory_use(
+    per_seed: PerSeed,
+    name: str,
+    model: nn.Module,
+    metrics: Mapping[str, Callable[[nn.Module], float]],
+) -> None:
+    """Measure every metric of a trained ``model`` with its memories on and switched off at test
+    time (:func:`nested_learning.memory_use.memory_ablation`) and record each value under
+    ``ablated(name, setting)``; settings the model has no memory for are not recorded."""
+    for metric, fn in metrics.items():
+        for setting, value in memory_ablation(model, fn).items():
+            if value is not None:
+                record(per_seed, metric, ablated(name, setting), value)
+
+
+def memory_rows(per_seed: PerSeed, models: Sequence[str], metric: str) -> list[dict[str, Any]]:
+    """``memory_ablation`` rows: ``{model, metric, with_memory, titans_off, cms_off, all_off}``,
+    each the mean over seeds, ``None`` where the model lacks that memory."""
+    rows = []
+    for m in models:
+        row: dict[str, Any] = {"model": m, "metric": metric}
+        for setting in MEMORY_SETTINGS:
+            vals = per_seed.get(metric, {}).get(ablated(m, setting))
+            row[setting] = statistics.fmean(vals) if vals else None
+        rows.append(row)
+    return rows
+
+
+def record_gates(
+    gates: dict[str, list[dict[str, float]]], name: str, model: nn.Module, run: Callable[..., Any]
+) -> None:
+    """Append the trained gate statistics of one seed (:func:`gate_statistics`) to ``gates``."""
+    stats = gate_statistics(model, run)
+    if stats:
+        gates.setdefault(name, []).append(stats)
+
+
+def mean_gates(gates: Mapping[str, Sequence[Mapping[str, float]]]) -> dict[str, dict[str, float]]:
+    """Per model, each gate statistic averaged over the seeds."""
+    return {
+        m: {k: statistics.fmean(s[k] for s in seeds) for k in seeds[0]}
+        for m, seeds in gates.items()
+    }
 
 
 def _finite(obj: Any) -> Any:

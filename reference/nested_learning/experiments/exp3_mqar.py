@@ -32,7 +32,8 @@ from typing import Any
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
-from common import Check, PerSeed, Timer, finish, fit, parse_args, record, torch_threads
+from common import Timer, finish, fit, parse_args, torch_threads
+from ledger import Check, PerSeed, record
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 from tqdm import tqdm

@@ -79,10 +79,66 @@ def checks_table(p: Mapping[str, Any]) -> list[str]:
             cand,
             base,
             fmt(c["mean_improvement"]),
-            f"**{c['verdict']}**",
+            f"**{c['verdict']}**"
+            + (f" (rule alone: {c['raw_verdict']})" if c["raw_verdict"] != c["verdict"] else ""),
         ]
         lines.append("| " + " | ".join(cell(x) for x in row) + " |")
     return lines
+
+
+def controls_table(p: Mapping[str, Any]) -> list[str]:
+    """The controls, before any check: a failed one makes every verdict inconclusive."""
+    if not p.get("controls"):
+        return ["No controls declared: the verdicts below rest on the checks alone.", ""]
+    lines = [
+        "| control | role | what it shows | metric of method | value | threshold | passed |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for c in p["controls"]:
+        side = "≥" if c["higher_is_better"] else "≤"
+        must = "" if c["role"] == "positive" else "not "
+        thr = f"{must}{side} {fmt(c['threshold_value'])}"
+        if isinstance(c["threshold"], str):
+            thr += f" ('{c['threshold']}')"
+        row = [
+            f"`{c['name']}`",
+            c["role"],
+            c["why"],
+            f"{c['metric']} of '{c['method']}'",
+            fmt(c["value"]),
+            thr,
+            "yes" if c["passed"] else "**NO**",
+        ]
+        lines.append("| " + " | ".join(cell(x) for x in row) + " |")
+    return [*lines, "", f"Control rule: {p.get('control_rule', '')}", ""]
+
+
+def memory_table(p: Mapping[str, Any]) -> list[str]:
+    """The trained models' metric with their in-context memories switched off at test time."""
+    rows = p.get("memory_ablation") or []
+    if not rows:
+        return []
+    lines = [
+        "### Memory use (test time: the same trained weights, memories switched off)",
+        "",
+        "| model | metric | with memory | Titans writes off | CMS updates off | both off |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        vals = [r[k] for k in ("with_memory", "titans_off", "cms_off", "all_off")]
+        row = [r["model"], r["metric"], *("n/a" if v is None else fmt(v) for v in vals)]
+        lines.append("| " + " | ".join(cell(x) for x in row) + " |")
+    gates = p.get("extra", {}).get("gate_statistics", {})
+    if gates:
+        lines += [
+            "",
+            "| trained gates | η mean | η max | η bound | α mean |",
+            "|---|---|---|---|---|",
+        ]
+        for m, g in gates.items():
+            vals = [g["eta_mean"], g["eta_max"], g["eta_bound"], g["alpha_mean"]]
+            lines.append("| " + " | ".join(cell(x) for x in [m, *map(fmt, vals)]) + " |")
+    return [*lines, ""]
 
 
 def numbers_table(p: Mapping[str, Any]) -> list[str]:
@@ -120,6 +176,9 @@ def section(p: Mapping[str, Any]) -> list[str]:
         "",
         f"    {p['command']}",
         "",
+        "### Controls",
+        "",
+        *controls_table(p),
         "### Checks",
         "",
         *checks_table(p),
@@ -128,6 +187,7 @@ def section(p: Mapping[str, Any]) -> list[str]:
         "",
         *rules(p),
         "",
+        *memory_table(p),
         "### Numbers (mean ± sample std over seeds)",
         "",
         *numbers_table(p),

@@ -16,7 +16,7 @@ sys.path.insert(0, str(EXPERIMENTS))  # the scripts import `common` as a sibling
 
 import common  # noqa: E402
 import make_results_readme  # noqa: E402
-from common import Check  # noqa: E402
+from ledger import Check, Control, PerSeed, kind  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -35,7 +35,7 @@ def run_quick(script: str, out: Path) -> dict[str, Any]:
 def check_schema(payload: dict[str, Any], name: str, metrics: set[str]) -> None:
     common.validate_payload(payload)  # keys, per-seed lengths, verdicts follow from the numbers
     assert payload["experiment"] == name and payload["plot"] == f"{name}.png"
-    assert payload["size"] == "quick" and payload["verdict"] in common.VERDICTS
+    assert payload["size"] == "quick" and kind(payload["verdict"])
     assert payload["command"].startswith(f"uv run python experiments/{name}.py --quick")
     assert payload["torch_version"] and payload["wall_time_s"] > 0
     assert "§" in payload["paper_ref"] and payload["claim"]
@@ -43,7 +43,7 @@ def check_schema(payload: dict[str, Any], name: str, metrics: set[str]) -> None:
         payload["per_seed"]
     )
     for c in payload["checks"]:
-        assert c["rule"] and c["verdict"] in common.VERDICTS
+        assert c["rule"] and kind(c["verdict"])
         assert len(c["improvements"]) == len(payload["seeds"])
 
 
@@ -77,56 +77,14 @@ def test_exp5_quick_run_writes_a_valid_result(tmp_path: Path) -> None:
     assert set(payload["part_verdicts"]) == {c["part"] for c in payload["checks"]}
 
 
-# --------------------------------------------------------------------------- verdict rule
-def fake_per_seed(cand: list[float], base: list[float]) -> common.PerSeed:
+# --------------------------------------------------------------------------- payload
+def fake_per_seed(cand: list[float], base: list[float]) -> PerSeed:
     return {"err": {"new": cand, "old": base}}
 
 
-def verdict(cand: list[float], base: list[float], **kw: Any) -> str:
-    check = Check("c", "claim", "err", "new", "old", **kw)
-    return str(common.evaluate_check(check, fake_per_seed(cand, base))["verdict"])
-
-
-def test_the_rule_says_reproduced_when_every_seed_clearly_improves() -> None:
-    assert verdict([0.1, 0.2, 0.15], [1.0, 1.1, 0.9]) == "reproduced"
-    assert verdict([0.9, 0.8], [0.5, 0.4], higher_is_better=True, relative=False) == "reproduced"
-
-
-def test_the_rule_says_not_reproduced_when_the_candidate_is_not_better() -> None:
-    assert verdict([1.0, 1.2, 1.1], [0.5, 0.6, 0.4]) == "not reproduced"
-    assert verdict([0.5, 0.5], [0.5, 0.5]) == "not reproduced"  # no improvement at all
-    assert verdict([0.1, 0.1], [0.5, 0.4], higher_is_better=True) == "not reproduced"
-
-
-def test_the_rule_says_inconclusive_for_mixed_or_tiny_effects() -> None:
-    assert verdict([0.1, 1.2, 0.1], [1.0, 1.0, 1.0]) == "inconclusive"  # one seed worse
-    assert verdict([0.98, 0.97], [1.0, 1.0], margin=0.1) == "inconclusive"  # below the margin
-    assert common.verdict_from_improvements([float("nan"), 1.0], 0.1) == "inconclusive"
-
-
-def test_a_threshold_baseline_and_relative_margins() -> None:
-    below = Check("t", "claim", "err", "new", 0.05, margin=0.0)
-    assert common.evaluate_check(below, {"err": {"new": [0.01, 0.02]}})["verdict"] == "reproduced"
-    assert common.evaluate_check(below, {"err": {"new": [0.2, 0.3]}})["verdict"] == "not reproduced"
-    # relative: 10% better on a baseline of 100 is enough for margin 0.1, absolute would not be
-    assert verdict([90.0, 90.0], [100.0, 100.0], margin=0.1) == "reproduced"
-    assert verdict([0.99, 0.99], [1.0, 1.0], margin=0.1, relative=False) == "inconclusive"
-
-
-def test_overall_and_part_verdicts_combine_primary_checks() -> None:
-    assert common.overall_verdict(["reproduced", "reproduced"]) == "reproduced"
-    assert common.overall_verdict(["not reproduced"] * 2) == "not reproduced"
-    assert common.overall_verdict(["reproduced", "not reproduced"]) == "inconclusive"
-    assert common.overall_verdict([]) == "inconclusive"
-    evaluated = [
-        {"part": "a", "primary": True, "verdict": "reproduced"},
-        {"part": "a", "primary": False, "verdict": "not reproduced"},  # secondary: ignored
-        {"part": "b", "primary": True, "verdict": "not reproduced"},
-    ]
-    assert common.part_verdicts(evaluated) == {"a": "reproduced", "b": "not reproduced"}
-
-
-def make_payload(name: str, cand: list[float], base: list[float]) -> dict[str, Any]:
+def make_payload(
+    name: str, cand: list[float], base: list[float], controls: tuple[Control, ...] = ()
+) -> dict[str, Any]:
     args = common.RunArgs(quick=True, seeds=list(range(len(cand))), out=Path("."), progress=False)
     return common.build_payload(
         name=name,
@@ -138,6 +96,8 @@ def make_payload(name: str, cand: list[float], base: list[float]) -> dict[str, A
         config={"d": 3},
         per_seed=fake_per_seed(cand, base),
         checks=[Check("c", "new beats old", "err", "new", "old")],
+        controls=controls,
+        memory_ablation=common.memory_rows(fake_per_seed(cand, base), ["new"], "err"),
         wall_time_s=1.0,
         notes=["a note"],
     )
@@ -152,6 +112,26 @@ def test_build_payload_computes_the_verdict_and_validation_catches_hand_edits() 
         common.validate_payload({**good, "verdict": "not reproduced"})
     with pytest.raises(ValueError, match="missing"):
         common.validate_payload({k: v for k, v in good.items() if k != "command"})
+
+
+def test_a_failed_positive_control_reaches_the_payload_and_the_readme(tmp_path: Path) -> None:
+    oracle = Control("oracle", "positive", "err", "old", 0.5, higher_is_better=False)
+    payload = make_payload("exp_c", [0.1, 0.1], [1.0, 1.0], (oracle,))  # old: 1.0 > 0.5
+    assert payload["verdict"] == "inconclusive (positive control failed: oracle)"
+    assert payload["checks"][0]["raw_verdict"] == "reproduced"
+    assert payload["memory_ablation"] == [
+        {"model": "new", "metric": "err", "with_memory": pytest.approx(0.1)}
+        | {"titans_off": None, "cms_off": None, "all_off": None}
+    ]
+    common.validate_payload(payload)
+    forged = {**payload, "controls": [{**payload["controls"][0], "passed": True}]}
+    with pytest.raises(ValueError, match="control oracle"):
+        common.validate_payload(forged)
+    common.write_result("exp_c", payload, tmp_path)
+    assert make_results_readme.main(["--results", str(tmp_path)]) == 0
+    text = (tmp_path / "README.md").read_text(encoding="utf-8")
+    assert text.index("| `oracle` | positive |") < text.index("| `c` |")  # controls first
+    assert "inconclusive (positive control failed: oracle)" in text
 
 
 # --------------------------------------------------------------------------- README

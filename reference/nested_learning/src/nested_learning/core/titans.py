@@ -117,6 +117,15 @@ class TitansConfig:
     #: writes; on a CPU it needs a C++ compiler). One graph per input shape: for training at a
     #: fixed length. Not differentiable twice (no second-order CMS through it).
     compile: bool = False
+    #: False: no memory is ever written in context, every read sees the meta-learned initial
+    #: state (a static network: the negative control of the experiments, and the test-time
+    #: "memories off" switch of ``nested_learning.memory_use``)
+    writes: bool = True
+    #: True: the step along k is beta = 2 sigmoid(.) in (0, 2) instead of DGD's eta' (Grazzi et
+    #: al., 2024), so the transition alpha I - beta k k^T can reach eigenvalues in (-1, 0) (the
+    #: exact DGD step keeps them in (alpha - 1, alpha]); needs dgd and no momentum, whose update
+    #: is no longer this transition
+    negative_eigenvalues: bool = False
 
     def __post_init__(self) -> None:
         positive = ("d_model", "n_heads", "chunk_size_memory", "chunk_size_other", "conv_window")
@@ -145,6 +154,11 @@ class TitansConfig:
             raise ValueError(
                 f"TitansConfig.static must name memories among {_OTHER} of a self-modifying "
                 f"mixer, got {self.static!r}"
+            )
+        if self.negative_eigenvalues and (self.momentum or not self.dgd):
+            raise ValueError(
+                "TitansConfig.negative_eigenvalues needs dgd=True and momentum=False (the "
+                f"transition alpha I - beta k k^T), got dgd={self.dgd}, momentum={self.momentum}"
             )
         if self.activation not in ACTIVATIONS:
             raise ValueError(
@@ -298,7 +312,8 @@ class SelfModifyingTitans(nn.Module):
         return out, xp[:, xp.shape[1] - tail.shape[1] :]
 
     def _gates(self, eta_logit: Tensor, alpha_logit: Tensor) -> tuple[Tensor, Tensor]:
-        eta = self.config.eta_scale * torch.sigmoid(eta_logit)
+        scale = 2.0 if self.config.negative_eigenvalues else self.config.eta_scale
+        eta = scale * torch.sigmoid(eta_logit)
         alpha = torch.sigmoid(alpha_logit) if self.config.retention else torch.ones_like(eta)
         return eta, alpha
 
@@ -320,7 +335,9 @@ class SelfModifyingTitans(nn.Module):
         chunk's precomputed state-independent part (:meth:`_coefficients`), ``read``: ``(M(k),
         W2 k)`` at ``state``, if already computed."""
         c = self.config
-        step = dgd_step_size(eta, k) if c.dgd else eta
+        if not c.writes:  # the static network: every chunk reads the initial state
+            return state
+        step = dgd_step_size(eta, k) if c.dgd and not c.negative_eigenvalues else eta
         update = dgd_chunk_update if c.parallel_update else dgd_chunk_update_sequential
 
         def run() -> FastWeights:
@@ -344,7 +361,7 @@ class SelfModifyingTitans(nn.Module):
         c, t = self.config, k.shape[2]
         n = t // size
         out: list[ChunkCoefficients | None] = [None] * -(-t // size)
-        if not c.parallel_update or n == 0:
+        if not c.parallel_update or n == 0 or not c.writes:
             return out
         ks, es, als = (
             z[:, :, : n * size].reshape(*z.shape[:2], n, size, *z.shape[3:])
@@ -352,7 +369,7 @@ class SelfModifyingTitans(nn.Module):
         )
         beta = c.momentum_beta if c.momentum else 0.0
         with torch.no_grad() if c.first_order else contextlib.nullcontext():
-            step = dgd_step_size(es, ks) if c.dgd else es
+            step = dgd_step_size(es, ks) if c.dgd and not c.negative_eigenvalues else es
             coef = dgd_chunk_coefficients(ks, step, als, dgd=c.dgd, beta=beta)
         out[:n] = coef.unbind(2)
         return out

@@ -91,6 +91,12 @@ class HopeConfig:
             the mixer (Table 6): DGD vs plain GD, the retention gate alpha (False: alpha = 1,
             "w/o weight decay"), self-generated k, v, eta, alpha vs static projections, and
             the k/v/eta/alpha memories never written in context ("w/o inner-projection").
+        titans_writes: False: the Titans memories are never written in context (every read sees
+            the meta-learned initial state); with ``cms_inner_lr = 0`` as well, Hope is a static
+            network, the negative control of the experiments.
+        titans_negative_eigenvalues: step along k of ``beta = 2 sigmoid(.)`` in (0, 2) instead
+            of DGD's eta', so the transition ``alpha I - beta k k^T`` reaches eigenvalues in
+            (-1, 0) (Grazzi et al., 2024; exp2's parity ablation); needs ``momentum: false``.
         titans_first_order: cut the outer gradient through the Titans writes. Beware: k, v, η, α
             (and ``W_in``, the ``M_k/M_v/M_η/M_α`` initial states) only act through writes, so with
             this on they receive no outer gradient at all; keep it off (the default).
@@ -129,6 +135,8 @@ class HopeConfig:
     titans_self_modifying: bool = True
     titans_static: Names = ()
     titans_compile: bool = False
+    titans_writes: bool = True
+    titans_negative_eigenvalues: bool = False
     cms_chunk_sizes: IntLevels = (32, 128, 256)
     cms_inner_lr: float | FloatLevels = 1e-3
     cms_variant: str = "sequential"
@@ -164,6 +172,11 @@ class HopeConfig:
                 f"{self.titans_self_modifying})"
             )
 
+        if self.titans_negative_eigenvalues and (self.momentum or not self.titans_dgd):
+            raise ValueError(
+                "model.titans_negative_eigenvalues needs momentum: false and titans_dgd: true "
+                f"(got momentum={self.momentum}, titans_dgd={self.titans_dgd})"
+            )
         if self.titans_compile and (self.variant != "hope" or not self.cms_first_order):
             raise ValueError(
                 "model.titans_compile needs variant 'hope' (a Titans mixer to compile) and "
@@ -230,6 +243,8 @@ class HopeConfig:
             static=tuple(self.titans_static),
             normalize_v=self.titans_normalize_v,
             compile=self.titans_compile,
+            writes=self.titans_writes,
+            negative_eigenvalues=self.titans_negative_eigenvalues,
         )
 
     def cms(self) -> CMSConfig:
@@ -468,7 +483,8 @@ class HopeLM(nn.Module):
             if targets is None
             else targets[:, start : start + n]
         )
-        if tgt.size(1) == 0:
+        frozen = all(lr == 0 for blk in blocks for lr in blk.cms.config.inner_lrs)
+        if tgt.size(1) == 0 or frozen:  # frozen: a zero step needs no gradient
             return [[None] * len(f) for f in fast]
         loss = F.cross_entropy(
             logits[:, : tgt.size(1)].flatten(0, 1).float(), tgt.flatten(), reduction="sum"
