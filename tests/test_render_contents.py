@@ -123,6 +123,13 @@ def test_ci_workflow_runs_lint_types_tests_and_checks_for_template_updates(proje
         assert command in steps, command
 
 
+def test_the_readme_says_how_to_get_uv_before_its_first_command() -> None:
+    from conftest import ROOT
+
+    opening = (ROOT / "README.md").read_text().split("```bash\n", 1)[0]
+    assert "`python3 -m pip install uv`" in opening, "a machine with only Python needs uv first"
+
+
 def test_the_readme_lists_every_user_owned_pattern() -> None:
     from conftest import ROOT
 

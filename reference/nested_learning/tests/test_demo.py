@@ -23,6 +23,7 @@ from nested_learning.inspection import (  # noqa: E402
     load_model,
     next_token_loss,
     probe_recall,
+    single_thread,
     trace_main_memory,
 )
 from nested_learning.models import HopeLM, create_model  # noqa: E402
@@ -33,10 +34,8 @@ TINY = {"d_model": 32, "n_layers": 2, "n_heads": 2, "d_ff": 64, "max_seq_len": 1
 
 @pytest.fixture(autouse=True)
 def _one_thread() -> Iterator[None]:
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+    with single_thread():
+        yield
 
 
 def tiny(**overrides: object) -> HopeLM:
