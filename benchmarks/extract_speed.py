@@ -8,7 +8,8 @@ Nested Learning paper (23 pages, with figures). For each: `extract()` + writing 
 process, and the whole command line (`python tools/extract_paper.py PDF --out DIR`: interpreter
 start, imports, extraction, atomic writes) in a fresh process. Median and max over the runs are
 written to benchmarks/results/extract_speed.json. `--baseline` also times the extractor of another
-`tools/` folder (e.g. an older commit's, from `git archive`) on the same PDFs in the same run.
+`tools/` folder (e.g. an older commit's, from `git archive`) on the same PDFs in the same run,
+in interleaved rounds (one run of each extractor a round), so that both see the same load.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import time
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from extract_tool import TOOLS, entry_point, load_tool
@@ -87,37 +89,63 @@ def make_paper(path: Path, pages: int) -> None:
     c.save()
 
 
-def timings(fn: Callable[[], None], runs: int) -> dict[str, float]:
-    times = []
+def timings(fns: list[Callable[[], None]], runs: int) -> list[dict[str, float]]:
+    """Median, max and min seconds of each function; rounds interleave them, so that a change in
+    the machine's load between rounds reaches every function alike."""
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return {"median": statistics.median(times), "max": max(times), "min": min(times)}
+        for fn, seconds in zip(fns, times, strict=True):
+            start = time.perf_counter()
+            fn()
+            seconds.append(time.perf_counter() - start)
+    return [{"median": statistics.median(s), "max": max(s), "min": min(s)} for s in times]
 
 
-def measure(name: str, pdf: Path, runs: int, tools: Path) -> dict[str, Any]:
-    tool = load_tool(tools)
+def in_process(tool: ModuleType, pdf: Path, out: Path) -> Callable[[], None]:
+    """``extract()`` and writing both files, in this process."""
+
+    def run() -> None:
+        tool.write_outputs(tool.extract(pdf), out, force=True)
+
+    return run
+
+
+def command_line(tools: Path, pdf: Path, out: Path) -> Callable[[], None]:
+    """The whole command, in a fresh interpreter."""
+
+    def run() -> None:
+        proc = subprocess.run(
+            [sys.executable, str(entry_point(tools)), str(pdf), "--out", str(out), "--force"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(proc.stderr)
+
+    return run
+
+
+def measure(name: str, pdf: Path, runs: int, folders: list[Path]) -> list[dict[str, Any]]:
+    """One case per extractor folder, all timed on ``pdf`` in interleaved rounds."""
+    tools = [load_tool(folder) for folder in folders]
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp)
+        outs = [Path(tmp) / str(i) for i in range(len(folders))]
+        for tool, out in zip(tools, outs, strict=True):
+            in_process(tool, pdf, out)()  # warm the file cache
+        results = [tool.extract(pdf) for tool in tools]
+        api = timings([in_process(t, pdf, o) for t, o in zip(tools, outs, strict=True)], runs)
+        cli = timings([command_line(f, pdf, o) for f, o in zip(folders, outs, strict=True)], runs)
+    return [
+        case(name, folder, pdf, result, a, c)
+        for folder, result, a, c in zip(folders, results, api, cli, strict=True)
+    ]
 
-        def in_process() -> None:
-            tool.write_outputs(tool.extract(pdf), out, force=True)
 
-        def command_line() -> None:
-            proc = subprocess.run(
-                [sys.executable, str(entry_point(tools)), str(pdf), "--out", str(out), "--force"],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if proc.returncode != 0:
-                raise RuntimeError(proc.stderr)
-
-        in_process()  # warm the file cache
-        result = tool.extract(pdf)
-        api = timings(in_process, runs)
-        cli = timings(command_line, runs)
+def case(
+    name: str, tools: Path, pdf: Path, result: Any, api: dict[str, float], cli: dict[str, float]
+) -> dict[str, Any]:
+    """The record of one extractor on one PDF."""
     pages = int(result.page_count)
     budget = BUDGET_SECONDS * pages / BUDGET_PAGES
     return {
@@ -152,15 +180,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", type=Path, default=None, help="another tools/ folder")
     args = parser.parse_args(argv)
     folders = [TOOLS] if args.baseline is None else [TOOLS, args.baseline]
-    cases = []
+    cases: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         synthetic = Path(tmp) / "synthetic_20_pages.pdf"
         make_paper(synthetic, BUDGET_PAGES)
-        for tools in folders:
-            cases.append(measure("synthetic two-column paper", synthetic, args.runs, tools))
+        cases += measure("synthetic two-column paper", synthetic, args.runs, folders)
     if REAL_PDF.is_file():
-        for tools in folders:
-            cases.append(measure("nested_learning_neurips2025.pdf", REAL_PDF, args.runs, tools))
+        cases += measure("nested_learning_neurips2025.pdf", REAL_PDF, args.runs, folders)
     report = {
         "requirement": f"a {BUDGET_PAGES}-page paper in under {BUDGET_SECONDS:g} s (command line,"
         " worst run), budget scaled by page count for other papers",

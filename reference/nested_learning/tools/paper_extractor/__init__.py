@@ -40,8 +40,8 @@ character to find headings, bold run-in paragraph titles and right-aligned equat
 page numbers, and repairs line-break hyphens using the document's own vocabulary. Reading order is
 the PDF's content order, which is column by column for LaTeX two-column papers. Speed:
 ``benchmarks/extract_speed.py`` (results in ``benchmarks/results/extract_speed.json``) times the
-command on a generated 20-page two-column paper: 0.95 s (median; worst 1.01 s) on a busy shared
-2-core machine, against a 5 s budget.
+command on a generated 20-page two-column paper against a 5 s budget, on a shared 2-core machine:
+0.95 s (median; worst 1.01 s) when it was quiet, 3.0 s (worst 3.8 s) at a load average near 4.
 
 The package, one module a stage (in the order the text flows through them):
 
