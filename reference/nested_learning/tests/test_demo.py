@@ -154,3 +154,11 @@ def test_both_buttons_answer_over_http(server: str, api: str, data: list[object]
     completion, surprise, cms, recall, summary = call(server, api, data)
     assert isinstance(completion, str) and completion.startswith("The for")
     assert all(plot is not None for plot in (surprise, cms, recall)) and summary
+
+
+def test_the_app_is_only_the_interface() -> None:
+    """The model-facing logic lives in nested_learning.inspection; demo/app.py plots and serves."""
+    source = (Path(__file__).resolve().parents[1] / "demo" / "app.py").read_text(encoding="utf-8")
+    imports = [line for line in source.splitlines() if line.startswith(("import ", "from "))]
+    assert len(source.splitlines()) < 300
+    assert not [i for i in imports if "torch" in i or ".core" in i or ".models" in i], imports
