@@ -696,6 +696,22 @@ def test_tool_is_not_a_jinja_template() -> None:
         assert "{{" not in source and "{%" not in source and "{#" not in source, path
 
 
+def test_the_package_runs_as_a_module_like_the_entry_point(full: Synthetic, tmp_path: Path) -> None:
+    args = [str(full.pdf), "--out", str(tmp_path / "module")]
+    module = subprocess.run(
+        [sys.executable, "-m", "paper_extractor", *args],
+        capture_output=True,
+        text=True,
+        cwd=TOOLS,
+        check=False,
+        timeout=60,
+    )
+    script = run_cli(str(full.pdf), "--out", str(tmp_path / "script"))
+    assert module.returncode == script.returncode == 0, module.stderr
+    for rel in ("paper/paper.md", "docs/CHECKLIST.md"):
+        assert (tmp_path / "module" / rel).read_bytes() == (tmp_path / "script" / rel).read_bytes()
+
+
 # ----------------------------------------------------------------------------------------------
 # Bad input: one line on stderr, exit 2, no output files
 
