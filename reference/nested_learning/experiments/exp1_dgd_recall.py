@@ -14,179 +14,58 @@ is redrawn halfway (same key subspace), so the memory must overwrite what it sto
 error on fresh probe keys, ``Σ‖W k − A k‖² / Σ‖A k‖²`` for the current ``A``, is tracked over
 time.
 
-Learning rules, all per token (chunk 1), fed the same ``(k, v)``:
-
-* ``GD (Hebbian)``: dot-product surprise ``∇_y L = −v`` (``L = −⟨W k, v⟩``); GD ``W += η v kᵀ``
-  (linear attention).
-* ``delta rule``: GD on the L2 recall loss ``L = ½‖W k − v‖²``: ``W −= β (W k − v) kᵀ`` (DeltaNet).
-* ``DGD``: same surprise as GD (``∇_y L = −v``) with the DGD rule - this is the paper's Eq. 92
-  (sign fixed) with α = 1, i.e. a delta rule whose step η' is normalised by ‖k‖².
-* ``DGD (L2 surprise)``: DGD fed the L2-loss surprise ``∇_y L = W k − v`` (the Hope memory's
-  Eq. 93 at chunk 1): the decay is applied twice (spec §7.2 "double decay"), fixed point W k = v/2.
-* ``DGD printed step``: as ``DGD`` but with the printed ``η' = η/(1+η)`` (exact only for ‖k‖ = 1).
+Learning rules (``recall_rules``): GD (Hebbian), the delta rule, DGD, DGD with the L2-loss
+surprise and DGD with the printed step, all per token and fed the same ``(k, v)``.
 
 Each rule's η is chosen on a separate tuning seed from a log grid (minimum mean error over the
 whole stream), then evaluated on the other seeds. The η grid is also used to check stability:
 the corrected η' should never diverge; the printed one does once ``η/(1+η)·‖k‖² > 2``.
 
-Control: GD and DGD on an i.i.d. isotropic stream (rank = d, ρ = 0, same norm spread). The claim
-is about *correlated* tokens, so DGD's gain over GD should be larger on the correlated stream.
+Comparison stream: GD and DGD on an i.i.d. isotropic stream (rank = d, ρ = 0, same norm spread).
+The claim is about *correlated* tokens, so DGD's gain over GD should be larger on the correlated
+stream (a secondary check).
+
+Controls (``ledger.Control``, thresholds from first principles, see :func:`controls`): positive -
+the batch least-squares memory of each phase recalls its map (the stream is learnable by a
+linear memory); negative - a never-written memory, DGD fed values shuffled against their keys,
+and GD (Hebbian), which cannot overwrite, all stay far from recall after the switch.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 
 import matplotlib.pyplot as plt
 import torch
-from common import Check, PerSeed, Timer, finish, parse_args, record, torch_threads
+from common import Timer, finish, parse_args, torch_threads
+from ledger import Check, Control, PerSeed, record
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from recall_rules import DELTA, DGD, DGD_L2, DGD_PRINTED, GD, METHODS, RULES, dgd
+from recall_stream import (
+    CAP,
+    Stream,
+    StreamConfig,
+    least_squares_errors,
+    least_squares_floor,
+    make_stream,
+    recall_error,
+    run_rule,
+    shuffle_values,
+)
 from torch import Tensor
 from tqdm import tqdm
 
-from nested_learning.core.dgd import dgd_update
-
 NAME = "exp1_dgd_recall"
-CAP = 1e6  # recall errors above this count as diverged (keeps the numbers finite)
 DIVERGED = 1e3  # final error above this = a diverged run (the target scale is 1)
 
-GD, DELTA, DGD, DGD_L2, DGD_PRINTED = (
-    "GD (Hebbian)",
-    "delta rule",
-    "DGD",
-    "DGD (L2 surprise)",
-    "DGD printed step",
-)
-METHODS = (GD, DELTA, DGD, DGD_L2, DGD_PRINTED)
-IID = " | i.i.d. keys"  # suffix of the control runs
-
-
-@dataclass(frozen=True)
-class StreamConfig:
-    """Sizes of the stream and of the evaluation."""
-
-    d: int = 32
-    rank: int = 4
-    steps: int = 3000
-    rho: float = 0.9
-    key_noise: float = 0.1
-    norm_range: tuple[float, float] = (0.5, 3.0)
-    value_noise: float = 0.1
-    n_probe: int = 256
-    eval_every: int = 10
-    adapt_window: float = 0.2  # fraction of a phase after the switch used for "after_switch"
-    eta_grid: tuple[float, ...] = tuple(10 ** (e / 2) for e in range(-10, 5))  # 1e-5 … 1e2
-
-    @property
-    def switch(self) -> int:
-        return self.steps // 2
-
-
-@dataclass
-class Stream:
-    keys: Tensor  # [T, d]
-    values: Tensor  # [T, d]
-    maps: tuple[Tensor, Tensor]  # A before / after the switch
-    probe: Tensor  # [P, d]
-
-
-def _keys(cfg: StreamConfig, basis: Tensor, z: Tensor, g: torch.Generator) -> Tensor:
-    """k = c (B z + σ n)/√r with log-uniform norm scale c: correlated, not unit norm."""
-    n = z.shape[0]
-    lo, hi = math.log(cfg.norm_range[0]), math.log(cfg.norm_range[1])
-    scale = torch.exp(lo + (hi - lo) * torch.rand(n, 1, generator=g, dtype=z.dtype))
-    noise = cfg.key_noise * torch.randn(n, cfg.d, generator=g, dtype=z.dtype)
-    return scale * (z @ basis.T + noise) / math.sqrt(cfg.rank)
-
-
-def make_stream(cfg: StreamConfig, seed: int) -> Stream:
-    """Keys near a random r-dim subspace with AR(1) latents; v = A k + noise, A switches."""
-    g = torch.Generator().manual_seed(seed)
-    dt = torch.float64
-    basis, _ = torch.linalg.qr(torch.randn(cfg.d, cfg.rank, generator=g, dtype=dt))
-    z = torch.empty(cfg.steps, cfg.rank, dtype=dt)
-    z[0] = torch.randn(cfg.rank, generator=g, dtype=dt)
-    eps = torch.randn(cfg.steps, cfg.rank, generator=g, dtype=dt)
-    for t in range(1, cfg.steps):  # temporal correlation: non-i.i.d. tokens
-        z[t] = cfg.rho * z[t - 1] + math.sqrt(1 - cfg.rho**2) * eps[t]
-    keys = _keys(cfg, basis, z, g)
-    maps = tuple(torch.randn(cfg.d, cfg.d, generator=g, dtype=dt) / math.sqrt(cfg.d) for _ in "ab")
-    a_t = torch.stack([maps[0] if t < cfg.switch else maps[1] for t in range(cfg.steps)])
-    values = (a_t @ keys[..., None]).squeeze(-1)
-    values = values + cfg.value_noise * torch.randn(cfg.steps, cfg.d, generator=g, dtype=dt)
-    probe_z = torch.randn(cfg.n_probe, cfg.rank, generator=g, dtype=dt)
-    probe = _keys(cfg, basis, probe_z, g)
-    return Stream(keys, values, (maps[0], maps[1]), probe)
-
-
-# --------------------------------------------------------------------------- learning rules
-Rule = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]  # (W [E,d,d], k, v, eta [E]) -> W
-
-
-def _rank1(W: Tensor, step: Tensor, grad_y: Tensor, k: Tensor) -> Tensor:
-    """W − step · (W k + grad_y) kᵀ, batched over the leading η-grid dim."""
-    return W - step[:, None, None] * (W @ k + grad_y)[:, :, None] * k
-
-
-def gd_hebbian(W: Tensor, k: Tensor, v: Tensor, eta: Tensor) -> Tensor:
-    """GD on the dot-product surprise (Eq. 55): W + η v kᵀ."""
-    return W + eta[:, None, None] * torch.outer(v, k)
-
-
-def delta_rule(W: Tensor, k: Tensor, v: Tensor, eta: Tensor) -> Tensor:
-    """GD on ½‖W k − v‖²: W − β (W k − v) kᵀ."""
-    return W - eta[:, None, None] * (W @ k - v)[:, :, None] * k
-
-
-def dgd(W: Tensor, k: Tensor, v: Tensor, eta: Tensor) -> Tensor:
-    """DGD (Eq. 57, corrected η') on the dot-product surprise ∇_y L = −v."""
-    return dgd_update(W, k.expand(W.shape[0], -1), -v.expand(W.shape[0], -1), eta)
-
-
-def dgd_l2(W: Tensor, k: Tensor, v: Tensor, eta: Tensor) -> Tensor:
-    """DGD (corrected η') on the L2-loss surprise ∇_y L = W k − v (decay applied twice)."""
-    grad_y = W @ k - v
-    return dgd_update(W, k.expand(W.shape[0], -1), grad_y, eta)
-
-
-def dgd_printed(W: Tensor, k: Tensor, v: Tensor, eta: Tensor) -> Tensor:
-    """DGD with the printed step η/(1+η) of Eq. 57 (exact only when ‖k‖ = 1)."""
-    return _rank1(W, eta / (1 + eta), -v.expand(W.shape[0], -1), k)
-
-
-RULES: dict[str, Rule] = {
-    GD: gd_hebbian,
-    DELTA: delta_rule,
-    DGD: dgd,
-    DGD_L2: dgd_l2,
-    DGD_PRINTED: dgd_printed,
-}
-
-
-def recall_error(W: Tensor, A: Tensor, probe: Tensor) -> Tensor:
-    """Σ‖W k − A k‖² / Σ‖A k‖² over the probe keys, per η row; non-finite → CAP."""
-    target = probe @ A.T  # [P, d]
-    err = ((probe @ W.mT - target) ** 2).sum((-1, -2)) / (target**2).sum()
-    return torch.nan_to_num(err, nan=CAP, posinf=CAP).clamp(max=CAP)
-
-
-def run_rule(rule: Rule, stream: Stream, cfg: StreamConfig) -> Tensor:
-    """Run one rule over the stream for every η of the grid at once.
-
-    Returns:
-        recall-error curve ``[E, steps // eval_every]``, measured after each block of tokens.
-    """
-    eta = torch.tensor(cfg.eta_grid, dtype=torch.float64)
-    W = torch.zeros(len(eta), cfg.d, cfg.d, dtype=torch.float64)
-    curve = []
-    for t in range(cfg.steps):
-        W = rule(W, stream.keys[t], stream.values[t], eta)
-        if (t + 1) % cfg.eval_every == 0:
-            A = stream.maps[0] if t < cfg.switch else stream.maps[1]
-            curve.append(recall_error(W, A, stream.probe))
-    return torch.stack(curve, dim=1)
+IID = " | i.i.d. keys"  # suffix of the comparison runs on the i.i.d. stream
+LSQ = "least squares (oracle)"  # positive control: batch fit of each phase
+ZERO = "never-written memory"  # negative control: W = 0
+SHUFFLED = "DGD | values shuffled"  # negative control: pairing destroyed
+NO_RECALL = 0.5  # half-way between the zero memory (1) and perfect recall (0)
+RECALLED = 0.1  # ≥ 90 % of the target energy recalled
 
 
 # --------------------------------------------------------------------------- metrics
@@ -245,6 +124,7 @@ def run_seed(cfg: StreamConfig, seed: int, best: dict[str, int], runs: Runs) -> 
         for metric, vals in phase_means(curve, cfg).items():
             runs.add(metric, m, float(vals[best[m]]))
         runs.add("diverged_fraction", m, diverged_fraction(curve))
+    run_controls(cfg, stream, seed, best[DGD], runs)
     icfg = iid_config(cfg)
     istream = make_stream(icfg, seed)
     pre = {}
@@ -257,6 +137,87 @@ def run_seed(cfg: StreamConfig, seed: int, best: dict[str, int], runs: Runs) -> 
     corr = runs.per_seed["pre_switch_error"]
     runs.add("dgd_gain_pre_switch", "correlated keys", 1 - corr[DGD][-1] / corr[GD][-1])
     runs.add("dgd_gain_pre_switch", "i.i.d. keys", 1 - pre[DGD] / pre[GD])
+
+
+def run_controls(cfg: StreamConfig, stream: Stream, seed: int, dgd_eta: int, runs: Runs) -> None:
+    """The control memories on one seed's stream: least squares per phase, the zero memory, and
+    DGD at its tuned η (grid index ``dgd_eta``) on the stream with shuffled values."""
+    ls_pre, ls_final = least_squares_errors(stream, cfg.switch)
+    runs.add("pre_switch_error", LSQ, ls_pre)
+    runs.add("final_error", LSQ, ls_final)
+    zero = torch.zeros(1, cfg.d, cfg.d, dtype=torch.float64)
+    runs.add("final_error", ZERO, float(recall_error(zero, stream.maps[1], stream.probe)[0]))
+    one_eta = replace(cfg, eta_grid=(cfg.eta_grid[dgd_eta],))
+    curve = run_rule(dgd, shuffle_values(stream, cfg.switch, seed), one_eta)
+    runs.curves.setdefault(SHUFFLED, []).append(curve[0])
+    for metric, vals in phase_means(curve, cfg).items():
+        runs.add(metric, SHUFFLED, float(vals[0]))
+
+
+def controls(cfg: StreamConfig) -> list[Control]:
+    """Positive: the stream is learnable (least squares). Negative: a memory that stores nothing,
+    one that cannot pair values with keys, and one that cannot overwrite all fail."""
+    floor = least_squares_floor(cfg, cfg.switch)
+    ls_why = (
+        f"the batch least-squares fit of the phase's {cfg.switch} tokens (an oracle) has expected"
+        f" error σ_v²d²/(n E‖k‖²) ≈ {floor:.3f}; reaching {RECALLED} (90 % of the target energy)"
+        " shows the map is recoverable by a linear memory from these tokens"
+    )
+    old_share = 1 / (1 + cfg.adapt_window)
+    return [
+        Control(
+            "least_squares_recalls_phase_1",
+            "positive",
+            "pre_switch_error",
+            LSQ,
+            RECALLED,
+            higher_is_better=False,
+            why=ls_why + " (first map)",
+        ),
+        Control(
+            "least_squares_recalls_phase_2",
+            "positive",
+            "final_error",
+            LSQ,
+            RECALLED,
+            higher_is_better=False,
+            why=ls_why + " (map after the switch)",
+        ),
+        Control(
+            "never_written_memory",
+            "negative",
+            "final_error",
+            ZERO,
+            NO_RECALL,
+            higher_is_better=False,
+            why="W = 0 scores exactly 1 by the metric's normalisation: a memory that stores"
+            f" nothing must not reach {NO_RECALL}, half-way to perfect recall",
+        ),
+        Control(
+            "shuffled_values_not_recalled",
+            "negative",
+            "final_error",
+            SHUFFLED,
+            NO_RECALL,
+            higher_is_better=False,
+            why="DGD at its tuned η on the same tokens with the values permuted within each"
+            " phase: W is built from values independent of their keys, so E⟨Wk, Ak⟩ ≈ 0 and"
+            " the error is ≈ 1 + ‖Wk‖²/‖Ak‖² ≥ 1; reaching"
+            f" {NO_RECALL} would mean the metric rewards something other than recall",
+        ),
+        Control(
+            "hebbian_cannot_overwrite",
+            "negative",
+            "after_switch_error",
+            GD,
+            NO_RECALL,
+            higher_is_better=False,
+            why="GD (Hebbian) only adds outer products: in the window after the switch ≥"
+            f" {old_share:.0%} of the tokens it stored follow the old map, whose error"
+            " against an independent new map is ≈ 2, so no η brings it to"
+            f" {NO_RECALL}; if one did, the stream would not test overwriting",
+        ),
+    ]
 
 
 def checks() -> list[Check]:
@@ -303,11 +264,25 @@ def checks() -> list[Check]:
     ]
 
 
+def _oracle_lines(ax: Axes, cfg: StreamConfig, per_seed: PerSeed) -> None:
+    """The least-squares control's error per phase as dashed segments (mean over seeds)."""
+    phases = (((0, cfg.switch), "pre_switch_error"), ((cfg.switch, cfg.steps), "final_error"))
+    for (x0, x1), metric in phases:
+        vals = per_seed[metric][LSQ]
+        label = LSQ + " (per phase)" if x0 == 0 else None
+        ax.hlines(sum(vals) / len(vals), x0, x1, colors="k", linestyles="--", lw=1, label=label)
+
+
 def plot(cfg: StreamConfig, runs: Runs) -> Figure:
-    """Error over time at the tuned η (correlated; i.i.d. control) and final error vs η."""
+    """Error over time at the tuned η (correlated, with the controls; i.i.d.) and final error
+    vs η."""
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
     steps = [(i + 1) * cfg.eval_every for i in range(len(runs.curves[DGD][0]))]
-    panels = ((axes[0], METHODS, "correlated keys"), (axes[1], (GD + IID, DGD + IID), "i.i.d."))
+    panels = (
+        (axes[0], (*METHODS, SHUFFLED), "correlated keys"),
+        (axes[1], (GD + IID, DGD + IID), "i.i.d."),
+    )
+    _oracle_lines(axes[0], cfg, runs.per_seed)
     for ax, methods, title in panels:
         for m in methods:
             c = torch.stack(runs.curves[m])
@@ -345,7 +320,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "switch": cfg.switch,
         "tuned_eta": {m: cfg.eta_grid[i] for m, i in sorted(best.items())},
         "tuning_seed": tuning_seed,
-        "iid_control": {"rank": cfg.d, "rho": 0.0, "key_noise": 0.0},
+        "iid_comparison": {"rank": cfg.d, "rho": 0.0, "key_noise": 0.0},
+        "least_squares_expected_error": least_squares_floor(cfg, cfg.switch),
     }
     return finish(
         NAME,
@@ -360,6 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config=config,
         per_seed=runs.per_seed,
         checks=checks(),
+        controls=controls(cfg),
         extra={
             "final_error_vs_eta_mean": {
                 m: torch.stack(runs.final_vs_eta[m]).mean(0).tolist() for m in (DGD, DGD_PRINTED)
