@@ -194,6 +194,7 @@ def build_payload(
     per_seed: PerSeed,
     checks: Sequence[Check],
     wall_time_s: float,
+    load_average: Mapping[str, float] | None = None,
     controls: Sequence[Control] = (),
     memory_ablation: Sequence[Mapping[str, Any]] = (),
     extra: Mapping[str, Any] | None = None,
@@ -215,6 +216,7 @@ def build_payload(
         "command": command,
         "size": args.size,
         "wall_time_s": round(wall_time_s, 2),
+        "load_average": dict(load_average or {}),
         "torch_version": torch.__version__,
         "python_version": platform.python_version(),
         "plot": f"{name}.png",
@@ -321,13 +323,18 @@ def save_figure(fig: Figure, out_dir: Path, name: str) -> Path:
 
 
 class Timer:
-    """Wall-clock seconds since construction."""
+    """Wall-clock seconds since construction, and the machine's 1-minute load average then and
+    now (wall times on a shared 2-core machine mean little without it)."""
 
     def __init__(self) -> None:
         self.start = time.perf_counter()
+        self.load_start = os.getloadavg()[0]
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
+
+    def load(self) -> dict[str, float]:
+        return {"start": round(self.load_start, 2), "end": round(os.getloadavg()[0], 2)}
 
 
 def finish(
@@ -352,6 +359,7 @@ def finish(
         args=args,
         command=command_line(f"{name}.py", argv),
         wall_time_s=timer.elapsed(),
+        load_average=timer.load(),
         **fields,
     )
     path = write_result(name, payload, args.out)

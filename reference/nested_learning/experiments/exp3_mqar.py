@@ -5,35 +5,51 @@ SWDE 65.9 vs 60.8, MAD ICR both 100, fuzzy ICR 52.1 vs 50.0) and the Transformer
 the real-data recall tasks (SWDE 71.4). Those numbers come from 760M-1.3B models; here the
 mechanism is tested on Zoology-style MQAR (:func:`nested_learning.synthetic.mqar_batch`, spec §12).
 
-Setup: vocabulary 64 (31 keys, 32 values), N ∈ {2, 4, 8, 16} key-value pairs followed directly by
-N queries (each queried key followed by its value), so a sequence has 4N ≤ 64 tokens. We do not
-scatter the queries among filler tokens as Zoology does: long runs of one repeated token made an
-earlier version of the self-modifying Titans mixer return NaN at initialisation (``seq_len=64``,
-N = 4; no longer seen since the momentum and v-normalisation fixes of core/titans.py), and the
-setup is kept so that results stay comparable.
+Setup: vocabulary 64 (31 keys, 32 values), N key-value pairs followed directly by N queries
+(each queried key followed by its value), so a sequence has 4N tokens. One model per architecture
+and seed is trained with a **curriculum over N** (the first third of the steps on N = 2, the
+second on N ∈ {2, 4}, the last on N ∈ {2, 4, 8}: without it the Transformer stayed at chance
+between the values in context after 1000-3000 steps), then evaluated per N ∈ {2, 4, 8, 16} on
+fresh sequences: accuracy = fraction of queried keys whose value is the arg-max prediction. N = 16
+is longer than any training sequence.
 
-One model per architecture and seed is trained on a mixture of all N (each batch draws N
-uniformly), then evaluated per N on fresh sequences: accuracy = fraction of queried keys whose
-value is the arg-max prediction.
+**Every query is read after its pair's write**: Hope's ``M_mem`` and the Titans baseline write
+every 2 tokens, so the chunk holding pair i (positions 2i, 2i+1) is closed before the first query
+(position 2N). (With chunk 8, at N = 2 the whole sequence was one chunk and no write was ever read.)
+CMS levels 8 / 32 update on the sequence's own next-token loss, which includes the answers.
+``eta_scale`` is the same for Hope and Titans.
 
-Models: ``hope`` (self-modifying Titans, chunk 8, CMS levels 16/64), ``titans`` (Titans LMM,
-chunk 8) and ``transformer`` (Transformer++), 2 layers, d_model 64; the baselines' ``d_ff`` is
-chosen so every model has Hope's parameter count ±10 % (``matched_config``).
+Models: ``transformer`` (Transformer++, the positive control: attention is known to solve MQAR),
+``static hope`` (Hope with every in-context update off, trained so: the negative control; its
+window-4 conv cannot see a pair from a query), ``hope`` (self-modifying Titans + CMS) and
+``titans`` (Titans LMM), 2 layers, d_model 64; the baselines' ``d_ff`` is chosen so every model
+has Hope's parameter count ±10 % (``matched_config``).
 """
 
 from __future__ import annotations
 
 import random
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
-from common import Timer, finish, fit, parse_args, torch_threads
-from ledger import Check, PerSeed, record
+from common import (
+    Timer,
+    finish,
+    fit,
+    mean_gates,
+    memory_rows,
+    parse_args,
+    record_gates,
+    record_memory_use,
+    torch_threads,
+)
+from controls import static_hope_kwargs
+from ledger import Check, Control, PerSeed, record
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 from tqdm import tqdm
@@ -42,17 +58,19 @@ from nested_learning.models import count_parameters, create_model, matched_confi
 from nested_learning.synthetic import mqar_batch
 
 NAME = "exp3_mqar"
-MODELS = ("hope", "titans", "transformer")
+HOPE, TITANS, TRANSFORMER, STATIC = "hope", "titans", "transformer", "static hope"
+MODELS = (TRANSFORMER, STATIC, HOPE, TITANS)
+MEMORY_MODELS = (HOPE, TITANS)
 
 
 @dataclass(frozen=True)
 class Setup:
     """Sizes of the task, the models and the training."""
 
-    pairs: tuple[int, ...] = (2, 4, 8, 16)
-    seq_len: int | None = None  # None: 4N tokens, no filler; else queries among filler
+    pairs: tuple[int, ...] = (2, 4, 8, 16)  # evaluated
+    curriculum: tuple[tuple[int, ...], ...] = ((2,), (2, 4), (2, 4, 8))  # trained, in stages
     vocab_size: int = 64
-    steps: int = 500
+    steps: int = 1500
     batch_size: int = 32
     lr: float = 3e-3
     eval_sequences: int = 256
@@ -60,40 +78,52 @@ class Setup:
     n_layers: int = 2
     n_heads: int = 4
     d_ff: int = 128
-    chunk: int = 8
-    cms_chunks: tuple[int, int] = (16, 64)
+    chunk_memory: int = 2  # M_mem / Titans write period: every pair is written before a query
+    chunk_other: int = 8
+    cms_chunks: tuple[int, int] = (8, 32)
+    eta_scale: float = 0.1  # the same for Hope and Titans
 
 
-QUICK = Setup(pairs=(2, 4), steps=15, eval_sequences=32, d_model=32, d_ff=64)
+QUICK = Setup(pairs=(2, 4), curriculum=((2,), (2, 4)), steps=12, eval_sequences=32, d_model=32)
 
 
 def model_kwargs(s: Setup) -> dict[str, dict[str, Any]]:
-    """Hope's kwargs and the baselines' at Hope's parameter count (±10 %)."""
+    """Hope's kwargs, its static twin, and the baselines' at Hope's parameter count (±10 %)."""
     base: dict[str, Any] = {
         "vocab_size": s.vocab_size,
         "d_model": s.d_model,
         "n_layers": s.n_layers,
         "n_heads": s.n_heads,
-        "max_seq_len": s.seq_len or 4 * max(s.pairs),
+        "max_seq_len": 4 * max(s.pairs),
     }
     hope = {
         "arch": "hope",
         **base,
         "d_ff": s.d_ff,
-        "titans_chunk_memory": s.chunk,
-        "titans_chunk_other": s.chunk,
+        "titans_chunk_memory": s.chunk_memory,
+        "titans_chunk_other": s.chunk_other,
         "cms_chunk_sizes": s.cms_chunks,
+        "eta_scale": s.eta_scale,
     }
     target = count_parameters(create_model(**hope))
     return {
-        "hope": hope,
-        "titans": matched_config("titans", target, **base, chunk_size=s.chunk),
-        "transformer": matched_config("transformer", target, **base),
+        TRANSFORMER: matched_config(TRANSFORMER, target, **base),
+        STATIC: static_hope_kwargs(hope),
+        HOPE: hope,
+        TITANS: matched_config(
+            TITANS, target, **base, chunk_size=s.chunk_memory, eta_scale=s.eta_scale
+        ),
     }
 
 
+def stage_pairs(s: Setup, step: int) -> tuple[int, ...]:
+    """The curriculum: the values of N drawn from at ``step`` (equal thirds of the steps)."""
+    stage = min(len(s.curriculum) - 1, step * len(s.curriculum) // s.steps)
+    return s.curriculum[stage]
+
+
 def train_model(kwargs: dict[str, Any], s: Setup, seed: int) -> tuple[nn.Module, list[float], bool]:
-    """AdamW on the cross-entropy at the queried keys; N drawn per batch from ``s.pairs``.
+    """AdamW on the cross-entropy at the queried keys; N drawn per batch from the curriculum.
 
     Returns the model, the loss curve and whether training diverged (:func:`common.fit`: on the
     first non-finite loss the model goes back to the last weights whose loss was finite).
@@ -102,10 +132,13 @@ def train_model(kwargs: dict[str, Any], s: Setup, seed: int) -> tuple[nn.Module,
     model = create_model(**kwargs)
     g = torch.Generator().manual_seed(seed)
     pick = random.Random(seed)
+    step = 0
 
     def batch_loss() -> Tensor:
-        n = pick.choice(s.pairs)
-        b = mqar_batch(s.batch_size, n, g, vocab_size=s.vocab_size, seq_len=s.seq_len)
+        nonlocal step
+        n = pick.choice(stage_pairs(s, step))
+        step += 1
+        b = mqar_batch(s.batch_size, n, g, vocab_size=s.vocab_size)
         logits = model(b.inputs)
         return F.cross_entropy(logits[b.mask], b.targets[b.mask])
 
@@ -121,7 +154,7 @@ def recall_accuracy(model: nn.Module, s: Setup, num_pairs: int, seed: int) -> fl
     hits = total = 0
     for start in range(0, s.eval_sequences, 64):
         n_seq = min(64, s.eval_sequences - start)
-        b = mqar_batch(n_seq, num_pairs, g, vocab_size=s.vocab_size, seq_len=s.seq_len)
+        b = mqar_batch(n_seq, num_pairs, g, vocab_size=s.vocab_size)
         pred = model(b.inputs).argmax(-1)
         hits += int((pred[b.mask] == b.targets[b.mask]).sum())
         total += int(b.mask.sum())
@@ -129,23 +162,69 @@ def recall_accuracy(model: nn.Module, s: Setup, num_pairs: int, seed: int) -> fl
     return hits / total
 
 
+def metrics(s: Setup, seed: int) -> dict[str, Callable[[nn.Module], float]]:
+    """``"acc N=<n>"`` for every evaluated N and ``"acc mean"`` over them."""
+    out: dict[str, Callable[[nn.Module], float]] = {
+        f"acc N={n}": (lambda m, n=n: recall_accuracy(m, s, n, 10_000 + seed)) for n in s.pairs
+    }
+    each = list(out.values())
+    out["acc mean"] = lambda m: statistics.fmean(f(m) for f in each)
+    return out
+
+
 def run_all(s: Setup, seeds: Sequence[int], progress: bool) -> tuple[PerSeed, dict[str, Any]]:
     kwargs = model_kwargs(s)
-    per_seed: PerSeed = {f"acc N={n}": {} for n in s.pairs}
-    per_seed["acc mean"] = {}
+    per_seed: PerSeed = {}
     curves: dict[str, list[float]] = {}
-    for seed, m in tqdm(
-        [(seed, m) for seed in seeds for m in MODELS], desc=NAME, disable=not progress
-    ):
+    gates: dict[str, list[dict[str, float]]] = {}
+    jobs = [(seed, m) for seed in seeds for m in MODELS]
+    for seed, m in tqdm(jobs, desc=NAME, disable=not progress):
         model, losses, diverged = train_model(kwargs[m], s, seed)
-        accs = [recall_accuracy(model, s, n, 10_000 + seed) for n in s.pairs]
         record(per_seed, "diverged", m, float(diverged))
-        for n, acc in zip(s.pairs, accs, strict=True):
-            record(per_seed, f"acc N={n}", m, acc)
-        record(per_seed, "acc mean", m, statistics.fmean(accs))
+        if m in MEMORY_MODELS:
+            record_memory_use(per_seed, m, model, metrics(s, seed))
+            probe = mqar_batch(64, max(s.pairs), torch.Generator(), vocab_size=s.vocab_size)
+            record_gates(gates, m, model, lambda mod, x=probe.inputs: mod(x))
+        else:
+            for metric, fn in metrics(s, seed).items():
+                record(per_seed, metric, m, fn(model))
         curves[f"{m} seed {seed}"] = losses[:: max(1, s.steps // 50)]
     params = {m: count_parameters(create_model(**kw)) for m, kw in kwargs.items()}
-    return per_seed, {"model_kwargs": kwargs, "parameters": params, "loss_curves": curves}
+    return per_seed, {
+        "model_kwargs": kwargs,
+        "parameters": params,
+        "loss_curves": curves,
+        "gate_statistics": mean_gates(gates),
+    }
+
+
+def controls(s: Setup) -> list[Control]:
+    """The Transformer must recall at every trained N; the static Hope must not."""
+    trained = sorted(set().union(*s.curriculum))
+    out = [
+        Control(
+            f"transformer_N{n}",
+            "positive",
+            f"acc N={n}",
+            TRANSFORMER,
+            0.9,
+            why="attention recalls the pairs at the trained sizes: data, curriculum and budget"
+            " allow a recall model to pass",
+        )
+        for n in trained
+    ]
+    out.append(
+        Control(
+            "static_hope_recall",
+            "negative",
+            f"acc N={trained[-1]}",
+            STATIC,
+            0.5,
+            why="Hope with no in-context update sees a window of 4 tokens: it must not recall,"
+            " or the task does not need memory",
+        )
+    )
+    return out
 
 
 def checks(s: Setup) -> list[Check]:
@@ -156,18 +235,19 @@ def checks(s: Setup) -> list[Check]:
             "Hope recalls better than Titans (Tables 3-4: SWDE 65.9 vs 60.8, fuzzy ICR 52.1 vs"
             " 50.0)",
             "acc mean",
-            "hope",
-            "titans",
+            HOPE,
+            TITANS,
             higher_is_better=True,
             margin=0.05,
             relative=False,
+            attribution=("hope (all off)", STATIC),
         ),
         Check(
             "hope_beats_titans_most_pairs",
             "Hope's advantage holds at the largest number of key-value pairs",
             largest,
-            "hope",
-            "titans",
+            HOPE,
+            TITANS,
             higher_is_better=True,
             margin=0.05,
             relative=False,
@@ -178,8 +258,8 @@ def checks(s: Setup) -> list[Check]:
             "Attention stays best at in-context recall (Table 3: Transformer 71.4 vs Hope 65.9"
             " on SWDE)",
             "acc mean",
-            "transformer",
-            "hope",
+            TRANSFORMER,
+            HOPE,
             higher_is_better=True,
             margin=0.05,
             relative=False,
@@ -203,21 +283,21 @@ def plot(s: Setup, per_seed: PerSeed, params: dict[str, int]) -> Figure:
     ax.set_xlabel("key-value pairs N")
     ax.set_ylabel("recall accuracy (%)")
     ax.set_ylim(0, 100)
-    length = f"seq {s.seq_len}" if s.seq_len else "4N tokens"
-    ax.set_title(f"MQAR, {length}, vocab {s.vocab_size}")
+    ax.set_title(f"MQAR, 4N tokens, vocab {s.vocab_size} (trained N <= 8)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return fig
 
 
 NOTES = [
-    "MQAR: N pairs, then N queries (each key followed by its value) right after them (no"
-    " filler: see the module docstring); scored at the queried keys only; accuracy"
-    " differences in the checks are absolute.",
+    "MQAR: N pairs, then N queries (each key followed by its value) right after them, no"
+    " filler; scored at the queried keys only; accuracy differences in the checks are absolute.",
+    "'hope (titans off)' / '(cms off)' / '(all off)': the trained Hope with those in-context"
+    " updates switched off at test time; 'static hope' was trained with them off.",
     "A run whose training loss becomes non-finite stops there and is evaluated with the last"
     " weights whose loss was finite (early stopping at divergence); 'diverged' records it.",
-    "One model per architecture and seed, trained on a mixture of N, evaluated per N on fresh"
-    " sequences (evaluation seed = 10000 + seed).",
+    "One model per architecture and seed, trained with the curriculum over N (config), evaluated"
+    " per N on fresh sequences (evaluation seed = 10000 + seed).",
     "The paper reports real-data recall (Table 3) and MAD (Table 4) at 760M+ parameters; this is"
     " the tiny-scale mechanism test of spec §12, so only the direction is comparable.",
 ]
@@ -240,9 +320,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         " vs 60.8, FDA 41.9 vs 37.6; Table 4 fuzzy ICR 52.1 vs 50.0), while the Transformer"
         " remains best on recall (SWDE 71.4).",
         paper_ref="arXiv 2512.24695 Tables 3-4 (spec §10.4); MQAR from Zoology (Arora et al.)",
-        config={**asdict(s), "models": list(MODELS)},
+        config={**asdict(s), "models": list(MODELS), "model_kwargs": extra["model_kwargs"]},
         per_seed=per_seed,
         checks=checks(s),
+        controls=controls(s),
+        memory_ablation=[
+            row
+            for n in (*s.pairs, "mean")
+            for row in memory_rows(
+                per_seed, MEMORY_MODELS, (f"acc N={n}" if n != "mean" else "acc mean")
+            )
+        ],
         extra=extra,
         notes=NOTES,
     )

@@ -156,6 +156,12 @@ def rules(p: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def load_note(p: Mapping[str, Any]) -> str:
+    """' at load average a → b' when the result recorded the machine's load."""
+    load = p.get("load_average") or {}
+    return f" at load average {fmt(load['start'])} → {fmt(load['end'])}" if load else ""
+
+
 def section(p: Mapping[str, Any]) -> list[str]:
     seeds = p["seeds"]
     lines = [
@@ -171,7 +177,7 @@ def section(p: Mapping[str, Any]) -> list[str]:
     lines += [
         "",
         f"Command (size `{p['size']}`, {len(seeds)} seeds {seeds[0]}…{seeds[-1]},"
-        f" {fmt(p['wall_time_s'])} s, torch {p['torch_version']},"
+        f" {fmt(p['wall_time_s'])} s{load_note(p)}, torch {p['torch_version']},"
         f" Python {p['python_version']}):",
         "",
         f"    {p['command']}",

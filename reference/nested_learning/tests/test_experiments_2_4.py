@@ -41,18 +41,38 @@ def run_quick(script: str, out: Path, *extra: str) -> dict[str, Any]:
 def test_exp2_formal_languages_quick(tmp_path: Path) -> None:
     p = run_quick("exp2_formal_languages.py", tmp_path)
     langs = ("parity", "aa_star", "abab_star", "anbn", "anbncn", "shuffle2")
+    models = {"lstm", "static hope", "hope", "hope (negative eigenvalues)", "titans", "transformer"}
+    twins = {"hope (titans off)", "hope (cms off)", "hope (all off)", "titans (titans off)"}
     for b in ("bin0", "bin1"):
         for lang in langs:
             accs = p["per_seed"][f"{b} {lang}"]
-            assert set(accs) == {"hope", "hope (first-order)", "titans", "transformer"}
+            assert models | twins <= set(accs)
             assert all(0.0 <= a <= 1.0 for v in accs.values() for a in v)
             assert all(
                 d in (0.0, 1.0) for v in p["per_seed"][f"diverged {lang}"].values() for d in v
             )
     params = p["extra"]["parameters"]
-    assert all(abs(params[m] - params["hope"]) <= 0.1 * params["hope"] for m in params)
+    memory_models = [m for m in params if m != "lstm"]
+    assert all(abs(params[m] - params["hope"]) <= 0.1 * params["hope"] for m in memory_models)
+    assert p["config"]["model_kwargs"]["hope"]["cms_inner_lr"] == 0.0  # no CMS on a foreign loss
+    kw = p["config"]["model_kwargs"]
+    assert kw["hope"]["eta_scale"] == kw["titans"]["eta_scale"]
+    assert kw["hope"]["titans_chunk_memory"] == kw["titans"]["chunk_size"] == 1
     assert p["extra"]["paper_table5_percent_bin0_bin1"]["Hope"]["parity"] == [100, 100]
     assert {c["name"] for c in p["checks"]} >= {"hope_beats_transformer_bin1_regular"}
+    roles = {c["name"]: c["role"] for c in p["controls"]}
+    assert roles == {
+        "lstm_parity": "positive",
+        "lstm_aa_star": "positive",
+        "lstm_abab_star": "positive",
+        "static_hope_regular": "negative",
+    }
+    rows = {(r["model"], r["metric"]): r for r in p["memory_ablation"]}
+    assert rows[("titans", "bin1 mean regular")]["cms_off"] is None
+    assert rows[("hope", "bin1 mean regular")]["all_off"] is not None
+    per_length = p["extra"]["accuracy_per_length"]["hope parity"]
+    assert set(map(int, per_length)) <= set(range(2, p["config"]["bin1_max"] + 1))
+    assert p["extra"]["gate_statistics"]["hope"]["eta_bound"] == kw["hope"]["eta_scale"]
 
 
 @pytest.mark.slow
@@ -60,13 +80,36 @@ def test_exp3_mqar_quick(tmp_path: Path) -> None:
     p = run_quick("exp3_mqar.py", tmp_path)
     pairs = p["config"]["pairs"]
     for n in pairs:
-        assert set(p["per_seed"][f"acc N={n}"]) == {"hope", "titans", "transformer"}
+        assert {"hope", "titans", "transformer", "static hope", "hope (all off)"} <= set(
+            p["per_seed"][f"acc N={n}"]
+        )
     assert set(p["per_seed"]["diverged"]["hope"]) <= {0.0, 1.0}
     params = p["extra"]["parameters"]
     assert all(abs(params[m] - params["hope"]) <= 0.1 * params["hope"] for m in params)
     mean = p["per_seed"]["acc mean"]["transformer"][0]
     accs = [p["per_seed"][f"acc N={n}"]["transformer"][0] for n in pairs]
     assert mean == pytest.approx(sum(accs) / len(accs))
+    kw = p["config"]["model_kwargs"]
+    assert kw["hope"]["eta_scale"] == kw["titans"]["eta_scale"]
+    assert {c["role"] for c in p["controls"]} == {"positive", "negative"}
+    assert [r["model"] for r in p["memory_ablation"]][:2] == ["hope", "titans"]
+
+
+def test_exp3_every_query_is_read_after_its_pairs_write() -> None:
+    """M_mem's chunk closes at a multiple of chunk_memory: pair i's last token (2i + 1) must be
+    written before the first query at position 2N, for every evaluated N."""
+    import exp3_mqar
+
+    s = exp3_mqar.Setup()
+    for n in s.pairs:
+        last_pair_token = 2 * n - 1
+        closes = -(-(last_pair_token + 1) // s.chunk_memory) * s.chunk_memory
+        assert closes <= 2 * n, (n, s.chunk_memory)
+    assert exp3_mqar.stage_pairs(s, 0) == (2,) and exp3_mqar.stage_pairs(s, s.steps - 1) == (
+        2,
+        4,
+        8,
+    )
 
 
 @pytest.mark.slow
