@@ -31,6 +31,7 @@ MINIMAL = {
     "include_notebook": False,
     "ci": False,
     "license": "none",
+    "tracker": "tensorboard",  # a chosen tracker is installed by the plain `uv sync`
     "project_name": "Minimal Paper",
     "package_name": "minimal_paper",
 }
@@ -90,7 +91,10 @@ def test_render_passes_its_own_checks(project: str, request: pytest.FixtureReque
     run(["uv", "run", "ruff", "check", "."], path)
     run(["uv", "run", "ruff", "format", "--check", "."], path)
     run(["uv", "run", "mypy"], path)
-    result = run(["uv", "run", "pytest", "-q", "-p", "no:cacheprovider"], path)  # slow tests too
+    # The default project runs its slow (multi-process) tests too; the minimal one, whose plumbing
+    # is the same files, only the fast ones, to keep CI inside its time limit.
+    marks = [] if project == "default_project" else ["-m", "not slow"]
+    result = run(["uv", "run", "pytest", "-q", "-p", "no:cacheprovider", *marks], path)
     assert " passed" in result.stdout and "failed" not in result.stdout
     if project == "default_project":
         assert (
@@ -99,6 +103,24 @@ def test_render_passes_its_own_checks(project: str, request: pytest.FixtureReque
                 ["uv", "run", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"], path
             ).stdout
         )  # the notebook runs under nbmake
+
+
+def test_the_chosen_tracker_is_installed_and_logs(minimal_project: Path) -> None:
+    run(["uv", "run", "python", "-c", "import tensorboard"], minimal_project)
+    result = run(
+        ["uv", "run", "pytest", "-q", "-p", "no:cacheprovider", "-rs", "tests/test_tracking.py"],
+        minimal_project,
+    )
+    assert "3 passed, 1 skipped" in result.stdout  # wandb, not installed here, is skipped
+
+
+def test_both_trackers_log_for_real_from_their_dependency_groups(default_project: Path) -> None:
+    """The default project (tracker none) with both groups: TensorBoard's reader and W&B offline."""
+    groups = ["--group", "tensorboard", "--group", "wandb"]
+    cmd = ["uv", "run", *groups, "pytest", "-q", "-p", "no:cacheprovider", "tests/test_tracking.py"]
+    result = run(cmd, default_project, WANDB_MODE="offline")
+    assert "4 passed" in result.stdout
+    run(["uv", "sync", "-q"], default_project)  # back to the default groups for the other tests
 
 
 def test_minimal_render_has_no_optional_parts(minimal_project: Path) -> None:

@@ -38,6 +38,7 @@ BAD_ANSWERS: list[tuple[dict[str, Any], str]] = [
     ({"repo_slug": "My Repo"}, "repo_slug must be lowercase letters and digits"),
     ({"paper_title": "  "}, "The paper title must not be empty"),
     ({"paper_pdf": "paper.docx"}, "paper_pdf must be a path to a .pdf file"),
+    ({"tracker": "mlflow"}, "Invalid choice for 'tracker': 'mlflow' is not in"),
 ]
 
 

@@ -22,9 +22,15 @@ from conftest import DEFAULT_PACKAGE, render, rendered_files
 LICENSES = ["MIT", "Apache-2.0", "BSD-3-Clause", "none"]
 PYTHONS = ["3.11", "3.12", "3.13"]
 BACKENDS = ["pypi", "cpu", "cu126", "cu128"]
-MATRIX = list(
-    itertools.product([True, False], [True, False], [True, False], LICENSES, PYTHONS, BACKENDS)
-)
+TRACKERS = ["none", "tensorboard", "wandb"]
+# The tracker only changes pyproject.toml's default groups and one config default: it cycles through
+# the cross product of the other options (every tracker appears 128 times) instead of tripling it.
+MATRIX = [
+    (*combo, TRACKERS[i % len(TRACKERS)])
+    for i, combo in enumerate(
+        itertools.product([True, False], [True, False], [True, False], LICENSES, PYTHONS, BACKENDS)
+    )
+]
 
 
 # tools/paper_extractor/: the extractor behind tools/extract_paper.py, one module a stage
@@ -45,7 +51,10 @@ def expected_files(answers: dict[str, Any], package: str = DEFAULT_PACKAGE) -> s
         "tools/extract_paper.py", "tools/check_conflicts.py",
         f"{src}/__init__.py", f"{src}/py.typed", f"{src}/checkpoint.py", f"{src}/config.py",
         f"{src}/data.py", f"{src}/device.py", f"{src}/distributed.py", f"{src}/metrics.py",
-        f"{src}/sampling.py", f"{src}/core/__init__.py", f"{src}/core/attention.py",
+        f"{src}/sampling.py", f"{src}/parallel.py", f"{src}/preemption.py", f"{src}/tracking.py",
+        "scripts/slurm/train.sbatch", "tests/test_preemption.py", "tests/test_tracking.py",
+        "tests/test_slurm.py", "tests/test_fsdp.py",
+        f"{src}/core/__init__.py", f"{src}/core/attention.py",
         f"{src}/models/__init__.py", f"{src}/models/transformer.py",
         "tests/conftest.py", "tests/test_config.py", "tests/test_device.py", "tests/test_model.py",
         "tests/test_train.py", "tests/test_hygiene.py",
@@ -69,7 +78,7 @@ def ruff(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize(
-    ("demo", "notebook", "ci", "license", "python", "backend"),
+    ("demo", "notebook", "ci", "license", "python", "backend", "tracker"),
     MATRIX,
     ids=["-".join(map(str, combo)) for combo in MATRIX],
 )
@@ -82,8 +91,10 @@ def test_render(
     license: str,
     python: str,
     backend: str,
+    tracker: str,
 ) -> None:
     answers = {
+        "tracker": tracker,
         "include_demo": demo,
         "include_notebook": notebook,
         "ci": ci,
@@ -113,6 +124,11 @@ def test_render(
     groups = pyproject["dependency-groups"]
     assert ("demo" in groups) == demo
     assert any(d.startswith("nbmake") for d in groups["dev"]) == notebook
+    assert groups["tensorboard"] == ["tensorboard>=2.17"] and groups["wandb"] == ["wandb>=0.18"]
+    defaults = pyproject["tool"]["uv"]["default-groups"]
+    assert [g for g in defaults if g in TRACKERS] == ([] if tracker == "none" else [tracker])
+    config = (dst / "src" / DEFAULT_PACKAGE / "config.py").read_text()
+    assert f'tracker: str = "{tracker}"' in config
     for path in [*dst.rglob("*.yaml"), *dst.rglob("*.yml"), dst / "CITATION.cff"]:
         assert yaml.safe_load(path.read_text()) is not None, path
     if notebook:
@@ -122,3 +138,17 @@ def test_render(
     assert lint.returncode == 0, lint.stdout
     fmt = ruff("format", "--check", "--no-cache", "--config", str(dst / "pyproject.toml"), str(dst))
     assert fmt.returncode == 0, fmt.stdout
+
+
+def test_the_slurm_batch_script_passes_shellcheck(template_snapshot: Path, tmp_path: Path) -> None:
+    shellcheck = shutil.which("shellcheck")
+    assert shellcheck, "install Debian's shellcheck (apt-get install shellcheck; .ci/run does)"
+    dst = render(template_snapshot, tmp_path / "p", {"run_setup": False})
+    script = dst / "scripts" / "slurm" / "train.sbatch"
+    result = subprocess.run([shellcheck, str(script)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+    text = script.read_text()
+    assert "#SBATCH --job-name=attention-is-all-you-need" in text
+    for line in ("#SBATCH --signal=B:USR1@120", "#SBATCH --requeue", "#SBATCH --gpus-per-node="):
+        assert line in text
+    assert "--rdzv_backend c10d" in text and "train.py --auto-resume" in text

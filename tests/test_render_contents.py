@@ -47,7 +47,7 @@ def test_pyproject(project: Path) -> None:
     assert data["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"] == [
         f"src/{DEFAULT_PACKAGE}"
     ]
-    assert set(data["dependency-groups"]) == {"dev", "demo", "paper"}
+    assert set(data["dependency-groups"]) == {"dev", "demo", "paper", "tensorboard", "wandb"}
     assert data["tool"]["uv"]["default-groups"] == ["dev", "demo"]
     assert data["tool"]["mypy"]["strict"] is True and data["tool"]["mypy"]["files"] == ["src"]
     assert any(d.startswith("torch") for d in data["project"]["dependencies"])
@@ -99,6 +99,7 @@ def test_answers_file_records_every_question(project: Path) -> None:
         "license",
         "python_version",
         "torch_backend",
+        "tracker",
         "include_demo",
         "include_notebook",
         "ci",

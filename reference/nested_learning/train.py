@@ -5,7 +5,11 @@
     uv run python train.py --config small --resume             # continue from the last checkpoint
     uv run torchrun --nproc_per_node 2 train.py --config small # data-parallel: gloo CPU, nccl CUDA
 
-Writes ``<out_dir>/metrics.csv``, ``<out_dir>/loss.png`` and ``<out_dir>/checkpoint.pt``.
+Writes ``<out_dir>/metrics.csv``, ``<out_dir>/loss.png`` and ``<out_dir>/checkpoint.pt``
+(``checkpoint.dcp/`` with ``train.parallel=fsdp``), and logs to ``train.tracker`` if one is set.
+SIGTERM or SIGUSR1 (a scheduler's preemption notice) ends the run after the current step with a
+checkpoint; ``--resume`` then continues it exactly.
+Exit codes: 0 done, 2 bad input, 75 preempted (``PREEMPTED_EXIT_CODE``: resume it).
 Reads top to bottom: config → devices → data → model → optimizer → (resume) → loop → plot.
 """
 
@@ -13,24 +17,19 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import random
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from nested_learning.checkpoint import (
-    CHECKPOINT_NAME,
-    capture_rng_state,
-    load_checkpoint,
-    restore_rng_state,
-    save_checkpoint,
-)
+from nested_learning.checkpoint import capture_rng_state, restore_rng_state
 from nested_learning.config import ConfigError, ExperimentConfig, TrainConfig, load_config
 from nested_learning.data import TextDataset, load_text
 from nested_learning.device import autocast, autocast_dtype, get_device, grad_scaler
@@ -43,6 +42,23 @@ from nested_learning.distributed import (
 )
 from nested_learning.metrics import MetricsLogger, plot_loss_curve
 from nested_learning.models import create_model
+from nested_learning.parallel import (
+    checkpoint_exists,
+    checkpoint_path,
+    load_state,
+    save_state,
+    wrap_model,
+)
+from nested_learning.preemption import (
+    PREEMPTED_EXIT_CODE,
+    PreemptionGuard,
+    preempted_message,
+)
+from nested_learning.tracking import (
+    Tracker,
+    open_tracker,
+    require_tracker,
+)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -65,7 +81,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", help="shortcut for --set train.device=cpu|cuda|mps|auto")
     parser.add_argument("--data", help="shortcut for --set data.path=FILE (a UTF-8 text file)")
     parser.add_argument(
-        "--resume", action="store_true", help="continue from <out_dir>/checkpoint.pt"
+        "--resume", action="store_true", help="continue from the checkpoint in <out_dir>"
+    )
+    parser.add_argument(
+        "--auto-resume",
+        action="store_true",
+        help="resume if <out_dir> has a checkpoint, else start fresh (requeued batch jobs)",
     )
     parser.add_argument(
         "--until",
@@ -130,9 +151,45 @@ def evaluate(
     return sum(losses) / len(losses)
 
 
-def train(cfg: ExperimentConfig, ctx: DistributedContext, resume: bool, until: int | None) -> float:
-    """Run the loop; returns the last validation loss."""
+@dataclass
+class RunResult:
+    """How a run ended: its last validation loss, and whether a signal stopped it early."""
+
+    val_loss: float
+    preempted: bool = False
+
+
+def gather_rng(data_generator: torch.Generator, ctx: DistributedContext) -> list[object]:
+    """Every rank's RNG states (so a resumed DDP run draws the same batches)."""
+    rng: list[object] = [capture_rng_state(data_generator)]
+    if ctx.enabled:
+        gathered: list[object] = [None] * ctx.world_size
+        torch.distributed.all_gather_object(gathered, rng[0])
+        rng = gathered
+    return rng
+
+
+def init_model(cfg: ExperimentConfig, ctx: DistributedContext, device: torch.device) -> nn.Module:
+    """The model on ``device``. Under FSDP every rank draws the same initial weights (each keeps
+    its own shard of them); DDP instead broadcasts rank 0's weights when it wraps the model."""
+    if not (ctx.enabled and cfg.train.parallel == "fsdp"):
+        return create_model(**cfg.model).to(device)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(cfg.train.seed)
+        return create_model(**cfg.model).to(device)
+
+
+def train(
+    cfg: ExperimentConfig,
+    ctx: DistributedContext,
+    resume: bool,
+    until: int | None,
+    guard: PreemptionGuard | None = None,
+    argv: list[str] | None = None,
+) -> RunResult:
+    """Run the loop; stops early (checkpoint saved) once ``guard`` has seen a signal."""
     tc = cfg.train
+    guard = guard or PreemptionGuard()
     device = device_for(ctx, get_device(tc.device))
     dtype = autocast_dtype(device, tc.dtype)
     random.seed(tc.seed + ctx.rank)
@@ -140,65 +197,60 @@ def train(cfg: ExperimentConfig, ctx: DistributedContext, resume: bool, until: i
     data_generator = torch.Generator().manual_seed(tc.seed + ctx.rank)
 
     data = TextDataset(load_text(cfg.data.path), cfg.data.val_fraction)
-    model = create_model(**cfg.model).to(device)
-    ddp_model: nn.Module = model
-    if ctx.enabled:
-        ddp_model = DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
+    model = init_model(cfg, ctx, device)
+    train_model = wrap_model(model, ctx, device, tc.parallel)  # fsdp shards `model` in place
     optimizer = make_optimizer(model, tc)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_at(s, tc) / tc.lr)
     scaler = grad_scaler(device, dtype)
 
     out_dir = Path(tc.out_dir)
-    checkpoint_path = out_dir / CHECKPOINT_NAME
-    start = 0
+    start, run_id = 0, None
     if resume:
-        state = load_checkpoint(checkpoint_path, map_location=device)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        state = load_state(out_dir, tc.parallel, ctx, model, optimizer, device)
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
         restore_rng_state(
             state["rng"][ctx.rank] if ctx.rank < len(state["rng"]) else state["rng"][0],
             data_generator,
         )
-        start = int(state["step"])
+        start, run_id = int(state["step"]), state.get("tracker_run_id")
     logger = (
         MetricsLogger(out_dir / "metrics.csv", resume_step=start if resume else None)
         if ctx.is_main
         else None
     )
+    tracker = (
+        open_tracker(tc.tracker, out_dir, cfg.to_dict(), start if resume else None, run_id)
+        if ctx.is_main
+        else Tracker()
+    )
 
-    def save(step: int) -> None:
-        rng = [capture_rng_state(data_generator)]
-        if ctx.enabled:  # every rank's RNG, so a resumed DDP run draws the same batches
-            gathered: list[object] = [None] * ctx.world_size
-            torch.distributed.all_gather_object(gathered, rng[0])
-            rng = gathered  # type: ignore[assignment]
-        if ctx.is_main:
-            save_checkpoint(
-                checkpoint_path,
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "scaler": scaler.state_dict(),
-                    "step": step,
-                    "rng": rng,
-                    "config": cfg.to_dict(),
-                    "world_size": ctx.world_size,
-                },
-            )
+    def record(step: int, split: str, loss: float, lr: float, tokens_per_s: float = 0.0) -> None:
+        if logger:
+            logger.log(step, split, loss, lr, tokens_per_s)
+        tracker.log(step, split, loss, lr, tokens_per_s)
+
+    def save(step: int) -> Path:
+        extra = {
+            "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict(),
+            "step": step,
+            "rng": gather_rng(data_generator, ctx),
+            "config": cfg.to_dict(),
+            "world_size": ctx.world_size,
+            "tracker_run_id": tracker.run_id,
+        }
+        return save_state(out_dir, tc.parallel, ctx, model, optimizer, extra)
 
     n_params = sum(p.numel() for p in model.parameters())
     if ctx.is_main:
         print(
             f"model: {n_params / 1e6:.2f}M parameters | device: {device} | dtype: {dtype} | "
-            f"world size: {ctx.world_size}"
+            f"world size: {ctx.world_size} | parallel: {tc.parallel if ctx.enabled else 'none'}"
+            + (f" | resumed from step {start}" if resume else "")
         )
     stop = min(tc.steps, until) if until is not None else tc.steps
-    val_loss = float("nan")
+    val_loss, preempted, done = float("nan"), False, start
     progress = tqdm(
         range(start, stop),
         initial=start,
@@ -211,7 +263,7 @@ def train(cfg: ExperimentConfig, ctx: DistributedContext, resume: bool, until: i
     for step in progress:
         x, y = data.get_batch("train", tc.batch_size, tc.seq_len, data_generator, device)
         with autocast(device, dtype):
-            loss = lm_loss(ddp_model, x, y)
+            loss = lm_loss(train_model, x, y)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.unscale_(optimizer)
@@ -227,42 +279,70 @@ def train(cfg: ExperimentConfig, ctx: DistributedContext, resume: bool, until: i
             tokens = (done - last_logged) * tc.batch_size * tc.seq_len * ctx.world_size
             tick, last_logged = time.perf_counter(), done
             progress.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}")
-            if logger:
-                logger.log(done, "train", mean_loss, lr, tokens / elapsed)
+            record(done, "train", mean_loss, lr, tokens / elapsed)
         if done % tc.eval_interval == 0 or done == tc.steps:
             val_loss = evaluate(model, data, tc, device, dtype)
-            if logger:
-                logger.log(done, "val", val_loss, lr)
-        if done % tc.checkpoint_interval == 0 or done == stop:
+            record(done, "val", val_loss, lr)
+        preempted = done < stop and guard.should_stop(ctx, device)  # the same on every rank
+        if preempted or done % tc.checkpoint_interval == 0 or done == stop:
             save(done)
+        if preempted:
+            break
+    progress.close()
+    tracker.close(preempted=preempted)
     if logger:
         plot_loss_curve(logger.path, out_dir / "loss.png")
-        print(f"done: step {stop}/{tc.steps} | val loss {val_loss:.4f} | {out_dir}/")
-    return val_loss
+        where = checkpoint_path(out_dir, tc.parallel)
+        if preempted:
+            print(preempted_message(guard, done, tc.steps, str(where), argv or []), flush=True)
+        else:
+            print(f"done: step {stop}/{tc.steps} | val loss {val_loss:.4f} | {out_dir}/")
+    return RunResult(val_loss, preempted)
+
+
+def check_before_work(cfg: ExperimentConfig, args: argparse.Namespace) -> bool:
+    """Refuse bad input before any work starts; returns whether to resume.
+
+    Raises:
+        ConfigError, ValueError, FileNotFoundError: with a message naming what to change.
+    """
+    tc = cfg.train
+    create_model(**cfg.model)  # fail on a bad model section before any work starts
+    if cfg.data.path is not None and not Path(cfg.data.path).is_file():
+        raise FileNotFoundError(f"data file not found: {cfg.data.path}; pass a UTF-8 text file")
+    if tc.parallel == "fsdp" and int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        raise ConfigError(
+            "train.parallel=fsdp shards the model over a process group of 2 or more ranks: "
+            "launch with `torchrun --nproc_per_node N train.py ...`, or set train.parallel=ddp"
+        )
+    require_tracker(tc.tracker)
+    found = checkpoint_exists(tc.out_dir, tc.parallel)
+    if args.resume and not found:
+        raise FileNotFoundError(
+            f"--resume: no checkpoint at {checkpoint_path(tc.out_dir, tc.parallel)}; "
+            "run without --resume first"
+        )
+    return bool(args.resume or (args.auto_resume and found))
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     try:
         cfg = build_config(args)
-        create_model(**cfg.model)  # fail on a bad model section before any work starts
-        if cfg.data.path is not None and not Path(cfg.data.path).is_file():
-            raise FileNotFoundError(f"data file not found: {cfg.data.path}; pass a UTF-8 text file")
-        if args.resume and not (Path(cfg.train.out_dir) / CHECKPOINT_NAME).is_file():
-            raise FileNotFoundError(
-                f"--resume: no checkpoint in {cfg.train.out_dir}; run without --resume first"
-            )
+        resume = check_before_work(cfg, args)
     except (ConfigError, ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     ctx = init_distributed(cfg.train.device)
     finished = False
-    try:
-        train(cfg, ctx, args.resume, args.until)
-        finished = True
-    finally:
-        cleanup_distributed(ctx, finished=finished)
-    return 0
+    with PreemptionGuard() as guard:
+        try:
+            result = train(cfg, ctx, resume, args.until, guard, argv)
+            finished = True
+        finally:
+            cleanup_distributed(ctx, finished=finished)
+    return PREEMPTED_EXIT_CODE if result.preempted else 0
 
 
 if __name__ == "__main__":

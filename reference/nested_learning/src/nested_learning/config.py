@@ -25,6 +25,8 @@ import yaml
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 SECTIONS = ("model", "train", "data")
+TRACKERS = ("none", "tensorboard", "wandb")
+PARALLEL = ("ddp", "fsdp")
 
 T = TypeVar("T")
 
@@ -54,6 +56,8 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | mps
     dtype: str = "auto"  # auto | float32 | bfloat16 | float16 (autocast, keyed on the device type)
     out_dir: str = "runs/small"
+    tracker: str = "none"  # none | tensorboard | wandb, logged beside metrics.csv
+    parallel: str = "ddp"  # ddp | fsdp (sharded with fully_shard), used under torchrun
 
     def __post_init__(self) -> None:
         positive = ("steps", "batch_size", "seq_len", "eval_interval", "eval_batches")
@@ -68,6 +72,14 @@ class TrainConfig:
             raise ConfigError(f"train.warmup_steps must be >= 0 (got {self.warmup_steps})")
         if self.device not in ("auto", "cpu", "cuda", "mps"):
             raise ConfigError(f"train.device must be auto, cpu, cuda or mps (got {self.device!r})")
+        if self.tracker not in TRACKERS:
+            raise ConfigError(
+                f"train.tracker must be one of {', '.join(TRACKERS)} (got {self.tracker!r})"
+            )
+        if self.parallel not in PARALLEL:
+            raise ConfigError(
+                f"train.parallel must be one of {', '.join(PARALLEL)} (got {self.parallel!r})"
+            )
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
             raise ConfigError(
                 f"train.dtype must be auto, float32, bfloat16 or float16 (got {self.dtype!r})"
