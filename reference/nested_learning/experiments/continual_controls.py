@@ -15,6 +15,7 @@ from ledger import Control
 from ortho_tasks import SGD
 
 SGD_JOINT, SGD_RESET = "SGD, joint (all tasks i.i.d.)", "SGD, reset per task"
+CONTROL_FORGETTING = "avg_forgetting of a control learner"  # (a): kept apart from the optimizers
 MLP_JOINT, MLP_RESET = "MLP, joint (all classes i.i.d.)", "MLP, reset per stage"
 FITS_LOSS = 0.05  # normalised loss (zero model = 1): ≥ 95 % of each task's target energy fitted
 KEEPS_LOSS = 0.01  # forgetting of a learner that cannot forget (the former primary check's bound)
@@ -56,7 +57,7 @@ def controls(ccfg: ClassIncConfig) -> list[Control]:
         Control(
             "reset_per_task_forgets",
             "negative",
-            "avg_forgetting",
+            CONTROL_FORGETTING,
             SGD_RESET,
             FORGETS_LOSS,
             higher_is_better=False,

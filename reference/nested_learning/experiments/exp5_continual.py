@@ -37,7 +37,14 @@ from class_incremental import (
     variants,
 )
 from common import Timer, finish, parse_args, torch_threads
-from continual_controls import MLP_JOINT, MLP_RESET, SGD_JOINT, SGD_RESET, controls
+from continual_controls import (
+    CONTROL_FORGETTING,
+    MLP_JOINT,
+    MLP_RESET,
+    SGD_JOINT,
+    SGD_RESET,
+    controls,
+)
 from ledger import Check, PerSeed, record
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -109,7 +116,7 @@ def collect_controls(
     out.add("avg_final_loss", SGD_JOINT, float(joint[-1].mean()))
     reset = run_ortho(ocfg, SGD, hp[0], seed, mode="reset").losses
     out.R.setdefault(SGD_RESET, []).append(reset)
-    out.add("avg_forgetting", SGD_RESET, forgetting(reset))
+    out.add(CONTROL_FORGETTING, SGD_RESET, forgetting(reset))
     out.add("avg_final_loss", SGD_RESET, float(reset[-1].mean()))
     out.add("avg_just_learned_loss", SGD_RESET, float(reset.diagonal().mean()))
     mlp = variants(ccfg)[MLP]
@@ -274,9 +281,8 @@ def plot(col: Collected) -> Figure:
     for ax, name in zip(axes[1][:4], (MLP, CMS, MLP_SLOW, CMS_SLOW), strict=True):
         _heatmap(ax, torch.stack(col.A[name]).mean(0), f"(b) {name}: accuracy", 1.0, "magma")
     axes[1][6].axis("off")
-    _bars(
-        axes[0][6], col.per_seed["avg_forgetting"], "(a) average forgetting (loss, ↓)", symlog=True
-    )
+    forget = {**col.per_seed["avg_forgetting"], **col.per_seed[CONTROL_FORGETTING]}
+    _bars(axes[0][6], forget, "(a) average forgetting (loss, ↓)", symlog=True)
     _bars(axes[1][4], col.per_seed["avg_final_accuracy"], "(b) average final accuracy (↑)")
     _bars(axes[1][5], col.per_seed["avg_forgetting_acc"], "(b) average forgetting (accuracy, ↓)")
     fig.tight_layout()
