@@ -294,7 +294,10 @@ def train(
         plot_loss_curve(logger.path, out_dir / "loss.png")
         where = checkpoint_path(out_dir, tc.parallel)
         if preempted:
-            print(preempted_message(guard, done, tc.steps, str(where), argv or []), flush=True)
+            message = preempted_message(
+                guard, done, tc.steps, str(where), argv or [], ctx.world_size
+            )
+            print(message, flush=True)
         else:
             print(f"done: step {stop}/{tc.steps} | val loss {val_loss:.4f} | {out_dir}/")
     return RunResult(val_loss, preempted)

@@ -134,6 +134,7 @@ def test_torchrun_a_signal_to_one_rank_stops_both_at_the_same_step_and_resumes_e
     assert f"exitcode  : {PREEMPTED_EXIT_CODE}" in err
     (line,) = [line for line in out.splitlines() if line.startswith("preempted")]
     assert "a signal on another rank" in line  # rank 0 printed it; rank 1 got the signal
+    assert "resume with: torchrun --nproc_per_node 2 train.py" in line
     state = load_checkpoint(tmp_path / "split" / "checkpoint.pt")
     assert at <= state["step"] < STEPS and state["world_size"] == 2 and len(state["rng"]) == 2
 

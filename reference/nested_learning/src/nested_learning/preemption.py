@@ -63,18 +63,19 @@ class PreemptionGuard:
         return bool(flag.item() > 0)
 
 
-def resume_command(argv: list[str]) -> str:
+def resume_command(argv: list[str], world_size: int = 1) -> str:
     """The command that continues a run started with ``train.py`` arguments ``argv``."""
     args = argv if "--resume" in argv or "--auto-resume" in argv else [*argv, "--resume"]
-    return shlex.join(["python", "train.py", *args])
+    launcher = ["torchrun", "--nproc_per_node", str(world_size)] if world_size > 1 else ["python"]
+    return shlex.join([*launcher, "train.py", *args])
 
 
 def preempted_message(
-    guard: PreemptionGuard, step: int, total: int, where: str, argv: list[str]
+    guard: PreemptionGuard, step: int, total: int, where: str, argv: list[str], world_size: int = 1
 ) -> str:
     """The one line printed on preemption: what happened, where the checkpoint is, what to run."""
     cause = guard.signal_name or "a signal on another rank"
     return (
         f"preempted by {cause} after step {step}/{total}: checkpoint saved to {where}; "
-        f"exit code {PREEMPTED_EXIT_CODE}; resume with: {resume_command(argv)}"
+        f"exit code {PREEMPTED_EXIT_CODE}; resume with: {resume_command(argv, world_size)}"
     )
