@@ -4,6 +4,7 @@ invariance at zero inner learning rate, the GPU presets' sizes, and a short trai
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
@@ -176,6 +177,32 @@ def test_gpu_presets_build_on_meta_at_the_paper_sizes(preset: str, target: float
         model = create_model(**cfg.model)
     assert isinstance(model, HopeLM) and model.config.vocab_size == 32000
     assert abs(count_parameters(model) - target) <= 0.1 * target
+
+
+def test_every_cms_level_of_the_small_preset_is_read() -> None:
+    """Zeroing any one level's inner lr changes the logits of a ``train.seq_len`` sequence."""
+    cfg = load_config("small")
+    torch.manual_seed(0)
+    model = create_model(**cfg.model)
+    x = torch.randint(0, 256, (1, cfg.train.seq_len), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        full = model(x)
+        for level in range(len(cfg.model["cms_chunk_sizes"])):
+            saved = [blk.cms.config for blk in model.blocks]
+            for blk, c in zip(model.blocks, saved, strict=True):
+                lrs = tuple(0.0 if i == level else lr for i, lr in enumerate(c.inner_lrs))
+                blk.cms.config = dataclasses.replace(c, inner_lr=lrs)
+            assert not torch.equal(model(x), full), f"CMS level {level} never acts"
+            for blk, c in zip(model.blocks, saved, strict=True):
+                blk.cms.config = c
+
+
+@pytest.mark.parametrize("preset", ["small", "medium", "large"])
+def test_every_cms_level_of_the_gpu_presets_updates_within_a_sequence(preset: str) -> None:
+    """Level l applies its step after token C^(l); it is read iff C^(l) < train.seq_len."""
+    cfg = load_config(preset)
+    sizes = cfg.model["cms_chunk_sizes"]
+    assert max(sizes) < cfg.train.seq_len <= cfg.model["max_seq_len"], (preset, sizes)
 
 
 @pytest.mark.slow

@@ -137,7 +137,7 @@ class HopeConfig:
     titans_compile: bool = False
     titans_writes: bool = True
     titans_negative_eigenvalues: bool = False
-    cms_chunk_sizes: IntLevels = (32, 128, 256)
+    cms_chunk_sizes: IntLevels = (32, 64, 96)
     cms_inner_lr: float | FloatLevels = 1e-3
     cms_variant: str = "sequential"
     cms_first_order: bool = True
