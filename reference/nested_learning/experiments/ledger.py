@@ -74,9 +74,10 @@ def summarize(per_seed: Numbers) -> dict[str, Any]:
 def kind(verdict: str) -> Verdict:
     """The verdict without its reason: ``"inconclusive (…)"`` → ``"inconclusive"``."""
     base = verdict.split(" (", 1)[0]
-    if base not in VERDICTS:
-        raise ValueError(f"not a verdict: {verdict!r}")
-    return base  # type: ignore[return-value]
+    for v in VERDICTS:
+        if v == base:
+            return v
+    raise ValueError(f"not a verdict: {verdict!r}")
 
 
 # --------------------------------------------------------------------------- controls
@@ -262,11 +263,15 @@ def evaluate_check(check: Check, per_seed: Numbers, failure: str | None = None) 
 
 
 def overall_verdict(verdicts: Iterable[str], failure: str | None = None) -> str:
-    """Primary checks combined: all reproduced → reproduced; all not → not; mixed → inconclusive.
-    A control failure overrides everything."""
+    """Primary checks combined: all reproduced → reproduced; all not → not; mixed → inconclusive;
+    checks that all give the same verdict pass it on with its reason. A control failure
+    overrides everything."""
     if failure:
         return f"inconclusive ({failure})"
-    vs = [kind(v) for v in verdicts]
+    given = list(verdicts)
+    if len(set(given)) == 1:  # one verdict, reason included
+        return given[0]
+    vs = [kind(v) for v in given]
     if not vs:
         return "inconclusive"
     if all(v == "reproduced" for v in vs):
@@ -317,16 +322,23 @@ def _rebuild(cls: type[Any], stored: Mapping[str, Any]) -> Any:
 
 def validate_verdicts(payload: Mapping[str, Any]) -> None:
     """Raise ValueError unless every control, check and combined verdict of ``payload`` is what
-    the stated rules give on its per-seed numbers."""
+    the rules give on its per-seed numbers, and every stated rule is the rule applied."""
     checks = [_rebuild(Check, c) for c in payload["checks"]]
     controls = [_rebuild(Control, c) for c in payload.get("controls", [])]
     expected = judge(checks, controls, payload["per_seed"])
     for got, want in zip(payload.get("controls", []), expected["controls"], strict=True):
         if got["passed"] != want["passed"]:
             raise ValueError(f"control {got['name']}: 'passed' does not follow from its numbers")
+        if got.get("rule", want["rule"]) != want["rule"]:
+            raise ValueError(f"control {got['name']}: its stated rule is not the rule applied")
     for got, want in zip(payload["checks"], expected["checks"], strict=True):
         if got["verdict"] != want["verdict"]:
             raise ValueError(f"check {got['name']}: verdict does not follow from its numbers")
+        if got.get("rule", want["rule"]) != want["rule"]:
+            raise ValueError(f"check {got['name']}: its stated rule is not the rule applied")
+    for key in ("verdict_rule", "control_rule"):
+        if payload.get(key, expected[key]) != expected[key]:
+            raise ValueError(f"{key}: the stated rule is not the rule applied")
     if payload["verdict"] != expected["verdict"]:
         raise ValueError("overall verdict does not follow from the primary checks")
     if payload.get("part_verdicts", {}) != expected["part_verdicts"]:

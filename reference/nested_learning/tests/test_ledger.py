@@ -64,9 +64,9 @@ def test_overall_and_part_verdicts_combine_primary_checks() -> None:
     assert ledger.overall_verdict(["not reproduced"] * 2) == "not reproduced"
     assert ledger.overall_verdict(["reproduced", "not reproduced"]) == "inconclusive"
     assert ledger.overall_verdict([]) == "inconclusive"
-    assert ledger.overall_verdict(["inconclusive (gain survives without the memories: x)"] * 2) == (
-        "inconclusive"
-    )
+    survives = "inconclusive (gain survives without the memories: x)"
+    assert ledger.overall_verdict([survives] * 2) == survives  # the shared reason is kept
+    assert ledger.overall_verdict([survives, "reproduced"]) == "inconclusive"
     evaluated = [
         {"part": "a", "primary": True, "verdict": "reproduced"},
         {"part": "a", "primary": False, "verdict": "not reproduced"},  # secondary: ignored
