@@ -40,8 +40,9 @@ OVERALL_RULE = (
 )
 CONTROL_RULE = (
     "a control's value is its metric's mean over the seeds; a positive control passes iff it"
-    " reaches its threshold, a negative control passes iff it does not; any failed control makes"
-    " every check and the overall verdict inconclusive (positive controls are named first)"
+    " reaches its threshold, a negative control passes iff it does not; a failed control makes"
+    " every check it guards inconclusive (those of its part, or all for a control of no part),"
+    " and so the verdicts that combine them (positive controls are named first)"
 )
 
 
@@ -92,6 +93,7 @@ class Control:
         threshold: a number, or another method of the same metric (its mean over seeds).
         higher_is_better: direction of the metric ("reach" = at least / at most the threshold).
         why: what the control shows, in one sentence.
+        part: the claim (``Check.part``) whose checks it guards; ``""`` guards every check.
     """
 
     name: str
@@ -101,6 +103,7 @@ class Control:
     threshold: float | str
     higher_is_better: bool = True
     why: str = ""
+    part: str = ""
 
     def rule(self) -> str:
         side = "≥" if self.higher_is_better else "≤"
@@ -129,10 +132,12 @@ def evaluate_control(control: Control, per_seed: Numbers) -> dict[str, Any]:
     }
 
 
-def control_failure(controls: Sequence[Mapping[str, Any]]) -> str | None:
-    """``"positive control failed: A, B"`` (else the negative ones), or None if all passed."""
+def control_failure(controls: Sequence[Mapping[str, Any]], part: str = "") -> str | None:
+    """``"positive control failed: A, B"`` (else the negative ones) among the controls that
+    guard ``part`` (those of the part and those of every part), or None if all passed."""
+    scoped = [c for c in controls if c.get("part", "") in ("", part)]
     for role in ("positive", "negative"):
-        failed = [str(c["name"]) for c in controls if c["role"] == role and not c["passed"]]
+        failed = [str(c["name"]) for c in scoped if c["role"] == role and not c["passed"]]
         if failed:
             return f"{role} control failed: {', '.join(failed)}"
     return None
@@ -282,13 +287,15 @@ def overall_verdict(verdicts: Iterable[str], failure: str | None = None) -> str:
 
 
 def part_verdicts(
-    evaluated: Sequence[Mapping[str, Any]], failure: str | None = None
+    evaluated: Sequence[Mapping[str, Any]], controls: Sequence[Mapping[str, Any]] = ()
 ) -> dict[str, str]:
-    """Overall verdict of each named part (claim) from its own primary checks."""
+    """Overall verdict of each named part (claim) from its own primary checks and the controls
+    that guard it."""
     parts = sorted({str(e["part"]) for e in evaluated if e["part"]})
     return {
         p: overall_verdict(
-            (e["verdict"] for e in evaluated if e["part"] == p and e["primary"]), failure
+            (e["verdict"] for e in evaluated if e["part"] == p and e["primary"]),
+            control_failure(controls, p),
         )
         for p in parts
     }
@@ -299,16 +306,15 @@ def judge(
 ) -> dict[str, Any]:
     """Controls first, then every check and the combined verdicts: the payload's verdict part."""
     ctrl = [evaluate_control(c, per_seed) for c in controls]
-    failure = control_failure(ctrl)
-    evaluated = [evaluate_check(c, per_seed, failure) for c in checks]
+    evaluated = [evaluate_check(c, per_seed, control_failure(ctrl, c.part)) for c in checks]
     primary = [e["verdict"] for e in evaluated if e["primary"]]
     return {
         "controls": ctrl,
         "control_rule": CONTROL_RULE,
         "checks": evaluated,
-        "verdict": overall_verdict(primary, failure),
+        "verdict": overall_verdict(primary, control_failure(ctrl)),
         "verdict_rule": OVERALL_RULE,
-        "part_verdicts": part_verdicts(evaluated, failure),
+        "part_verdicts": part_verdicts(evaluated, ctrl),
     }
 
 

@@ -14,6 +14,8 @@ from class_incremental import MLP, ClassIncConfig, bayes_accuracy_bound
 from ledger import Control
 from ortho_tasks import SGD
 
+PART_A = "(a) optimizer memory, Eq. 45"
+PART_B = "(b) CMS, class-incremental"
 SGD_JOINT, SGD_RESET = "SGD, joint (all tasks i.i.d.)", "SGD, reset per task"
 CONTROL_FORGETTING = "avg_forgetting of a control learner"  # (a): kept apart from the optimizers
 MLP_JOINT, MLP_RESET = "MLP, joint (all classes i.i.d.)", "MLP, reset per stage"
@@ -42,6 +44,7 @@ def controls(ccfg: ClassIncConfig) -> list[Control]:
             " SGD at SGD's tuned lr contracts the error by the same factor per task as sequential"
             " training does, and the noise floor is ~1e-4: the model has the capacity for all"
             f" tasks iff it reaches {FITS_LOSS} (95 % of the target energy)",
+            part=PART_A,
         ),
         Control(
             "memoryless_sgd_keeps_old_tasks",
@@ -53,6 +56,7 @@ def controls(ccfg: ClassIncConfig) -> list[Control]:
             why="task i's gradients have rows in U_i only, so plain SGD never touches W U_j for"
             f" j ≠ i and forgets exactly 0 by construction; above {KEEPS_LOSS} the setup or the"
             " metric is broken (the Eq. 45 premise, formerly a primary check)",
+            part=PART_A,
         ),
         Control(
             "reset_per_task_forgets",
@@ -64,6 +68,7 @@ def controls(ccfg: ClassIncConfig) -> list[Control]:
             why="W restarted at zero for each task has W U_j = 0 on every earlier task, i.e. its"
             " normalised loss 1 there: forgetting ≈ 1 − just-learned loss; staying below"
             f" {FORGETS_LOSS} would mean the forgetting metric cannot see forgetting",
+            part=PART_A,
         ),
         Control(
             "joint_training_fits_all_classes",
@@ -75,6 +80,7 @@ def controls(ccfg: ClassIncConfig) -> list[Control]:
             f" in {ccfg.d_in} dims are ≈ √(2d) apart, {ccfg.cluster_std}σ clusters give a Bayes"
             f" accuracy ≈ {bayes:.3f} (chance {1 / ccfg.n_classes:g}); reaching {FITS_ACC} shows"
             " the model and budget can separate every class",
+            part=PART_B,
         ),
         Control(
             "reset_per_stage_forgets",
@@ -86,6 +92,7 @@ def controls(ccfg: ClassIncConfig) -> list[Control]:
             why="a model re-initialised at each stage has never seen the earlier classes and is"
             " trained to push their logits down: its old-class accuracy falls from ≈ 1 to ≈ 0;"
             f" staying below {FORGETS_ACC} would mean the metric cannot see forgetting",
+            part=PART_B,
         ),
         Control(
             "sequential_mlp_forgets",
@@ -98,5 +105,6 @@ def controls(ccfg: ClassIncConfig) -> list[Control]:
             " forgetting and sees one stage's classes at a time (catastrophic forgetting); if it"
             f" lost less than {MLP_FORGETS_ACC} (10× the checks' 2-point margin) there would be"
             " too little forgetting for CMS to reduce",
+            part=PART_B,
         ),
     ]

@@ -41,6 +41,8 @@ from continual_controls import (
     CONTROL_FORGETTING,
     MLP_JOINT,
     MLP_RESET,
+    PART_A,
+    PART_B,
     SGD_JOINT,
     SGD_RESET,
     controls,
@@ -127,10 +129,6 @@ def collect_controls(
     out.A.setdefault(MLP_RESET, []).append(A)
     for metric, v in acc_metrics(A).items():
         out.add(metric, MLP_RESET, v)
-
-
-PART_A = "(a) optimizer memory, Eq. 45"
-PART_B = "(b) CMS, class-incremental"
 
 
 def _forget(name: str, claim: str, cand: str, base: str | float, primary: bool = True) -> Check:

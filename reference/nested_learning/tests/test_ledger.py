@@ -152,6 +152,20 @@ def test_passing_controls_leave_the_verdicts_alone() -> None:
     assert out["verdict"] == "reproduced" == out["checks"][0]["verdict"]
 
 
+def test_a_control_of_one_part_guards_only_that_part() -> None:
+    checks = [
+        Check("a", "claim a", "acc", "tf", "hope", higher_is_better=True, part="A"),
+        Check("b", "claim b", "acc", "tf", "hope", higher_is_better=True, part="B"),
+    ]
+    controls = [Control("lstm", "positive", "acc", "lstm", 0.99, part="B")]  # fails
+    out = ledger.judge(checks, controls, NUMBERS)
+    reason = "inconclusive (positive control failed: lstm)"
+    assert [c["verdict"] for c in out["checks"]] == ["reproduced", reason]
+    assert out["part_verdicts"] == {"A": "reproduced", "B": reason}
+    assert out["verdict"] == "inconclusive"  # one part reproduced, the other cannot tell
+    ledger.validate_verdicts({**out, "per_seed": NUMBERS})
+
+
 # --------------------------------------------------------------------------- attribution
 def twins_numbers(off: list[float], static: list[float]) -> ledger.PerSeed:
     return {"bpc": {"hope": [1.0, 1.1], "tf": [1.5, 1.6], "hope (all off)": off, "static": static}}
