@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import matplotlib.pyplot as plt
 import torch
-from common import Timer, finish, parse_args, torch_threads
+from common import torch_threads
 from ledger import Check, Control, PerSeed, record
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -54,6 +54,7 @@ from recall_stream import (
     run_rule,
     shuffle_values,
 )
+from runner import Timer, finish, parse_args
 from torch import Tensor
 from tqdm import tqdm
 

@@ -37,20 +37,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
-from common import (
-    Timer,
-    finish,
-    fit,
-    mean_gates,
-    memory_rows,
-    parse_args,
-    record_gates,
-    record_memory_use,
-    torch_threads,
-)
+from common import fit, mean_gates, memory_rows, record_gates, record_memory_use, torch_threads
 from controls import LSTMLM, static_hope_kwargs
 from formal_task import PAPER_TABLE5, accuracy, masked_bce, plot, recognised
 from ledger import Check, Control, PerSeed, record
+from runner import Timer, finish, parse_args
 from torch import Tensor, nn
 from tqdm import tqdm
 

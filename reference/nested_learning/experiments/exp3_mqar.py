@@ -37,20 +37,11 @@ from typing import Any
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
-from common import (
-    Timer,
-    finish,
-    fit,
-    mean_gates,
-    memory_rows,
-    parse_args,
-    record_gates,
-    record_memory_use,
-    torch_threads,
-)
+from common import fit, mean_gates, memory_rows, record_gates, record_memory_use, torch_threads
 from controls import static_hope_kwargs
 from ledger import Check, Control, PerSeed, record
 from matplotlib.figure import Figure
+from runner import Timer, finish, parse_args
 from torch import Tensor, nn
 from tqdm import tqdm
 

@@ -31,13 +31,10 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 from common import (
-    Timer,
     ablated,
-    finish,
     fit,
     mean_gates,
     memory_rows,
-    parse_args,
     record_gates,
     record_memory_use,
     torch_threads,
@@ -45,6 +42,7 @@ from common import (
 from controls import NoContextLM, static_hope_kwargs
 from ledger import Check, Control, PerSeed, record
 from matplotlib.figure import Figure
+from runner import Timer, finish, parse_args
 from torch import Tensor, nn
 from tqdm import tqdm
 

@@ -36,7 +36,7 @@ from class_incremental import (
     tune_class_inc,
     variants,
 )
-from common import Timer, finish, parse_args, torch_threads
+from common import torch_threads
 from continual_controls import (
     CONTROL_FORGETTING,
     MLP_JOINT,
@@ -65,6 +65,7 @@ from ortho_tasks import (
     run_ortho,
     tune_ortho,
 )
+from runner import Timer, finish, parse_args
 from torch import Tensor
 from tqdm import tqdm
 

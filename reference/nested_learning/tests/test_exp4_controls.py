@@ -16,8 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = ROOT / "experiments"
 sys.path.insert(0, str(EXPERIMENTS))  # the scripts import `common` as a sibling module
 
-import common  # noqa: E402
 import exp4_char_lm as exp4  # noqa: E402
+import runner  # noqa: E402
 
 from nested_learning.data import TextDataset  # noqa: E402
 from nested_learning.memory_use import memories_off  # noqa: E402
@@ -35,7 +35,7 @@ def quick(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     payload: dict[str, Any] = json.loads((out / "exp4_char_lm.json").read_text(encoding="utf-8"))
-    common.validate_payload(payload)  # verdicts and control outcomes follow from the numbers
+    runner.validate_payload(payload)  # verdicts and control outcomes follow from the numbers
     return payload
 
 

@@ -15,7 +15,9 @@ EXPERIMENTS = ROOT / "experiments"
 sys.path.insert(0, str(EXPERIMENTS))  # the scripts import `common` as a sibling module
 
 import common  # noqa: E402
-import make_results_readme  # noqa: E402
+import report  # noqa: E402
+import report_extras  # noqa: E402
+import runner  # noqa: E402
 from ledger import Check, Control, PerSeed, kind  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -33,7 +35,7 @@ def run_quick(script: str, out: Path) -> dict[str, Any]:
 
 
 def check_schema(payload: dict[str, Any], name: str, metrics: set[str]) -> None:
-    common.validate_payload(payload)  # keys, per-seed lengths, verdicts follow from the numbers
+    runner.validate_payload(payload)  # keys, per-seed lengths, verdicts follow from the numbers
     assert payload["experiment"] == name and payload["plot"] == f"{name}.png"
     assert payload["size"] == "quick" and kind(payload["verdict"])
     assert payload["command"].startswith(f"uv run python experiments/{name}.py --quick")
@@ -85,8 +87,11 @@ def fake_per_seed(cand: list[float], base: list[float]) -> PerSeed:
 def make_payload(
     name: str, cand: list[float], base: list[float], controls: tuple[Control, ...] = ()
 ) -> dict[str, Any]:
-    args = common.RunArgs(quick=True, seeds=list(range(len(cand))), out=Path("."), progress=False)
-    return common.build_payload(
+    args = runner.RunArgs(quick=True, seeds=list(range(len(cand))), out=Path("."), progress=False)
+    per_seed = fake_per_seed(cand, base)
+    for m, vals in (("new (all off)", [1.0] * len(cand)), ("new (titans off)", cand)):
+        per_seed["err"][m] = vals
+    return runner.build_payload(
         name=name,
         title=f"title of {name}",
         claim=f"claim of {name}",
@@ -94,24 +99,27 @@ def make_payload(
         args=args,
         command=f"uv run python experiments/{name}.py --quick",
         config={"d": 3},
-        per_seed=fake_per_seed(cand, base),
+        per_seed=per_seed,
         checks=[Check("c", "new beats old", "err", "new", "old")],
         controls=controls,
-        memory_ablation=common.memory_rows(fake_per_seed(cand, base), ["new"], "err"),
+        memory_ablation=common.memory_rows(per_seed, ["new"], "err"),
+        extra={
+            "gate_statistics": {
+                "new": {"eta_mean": 0.01, "eta_max": 0.02, "eta_bound": 0.1, "alpha_mean": 0.99}
+            }
+        },
         wall_time_s=1.0,
-        notes=["a note"],
     )
 
 
-def test_build_payload_computes_the_verdict_and_validation_catches_hand_edits() -> None:
-    good = make_payload("e", [0.1, 0.1, 0.1], [1.0, 1.0, 1.0])
-    assert good["verdict"] == "reproduced"
-    assert good["summary"]["err"]["new"]["mean"] == pytest.approx(0.1)
-    common.validate_payload(good)
-    with pytest.raises(ValueError, match="verdict"):
-        common.validate_payload({**good, "verdict": "not reproduced"})
-    with pytest.raises(ValueError, match="missing"):
-        common.validate_payload({k: v for k, v in good.items() if k != "command"})
+def test_memory_rows_are_seed_means_with_none_for_missing_memories() -> None:
+    rows = make_payload("e", [0.1, 0.3], [1.0, 1.0])["memory_ablation"]
+    assert rows == [
+        {"model": "new", "metric": "err", "with_memory": pytest.approx(0.2)}
+        | {"titans_off": pytest.approx(0.2), "cms_off": None, "all_off": 1.0}
+    ]
+    assert common.ablated("hope", "with_memory") == "hope"
+    assert common.ablated("hope", "all_off") == "hope (all off)"
 
 
 def test_a_failed_positive_control_reaches_the_payload_and_the_readme(tmp_path: Path) -> None:
@@ -119,55 +127,27 @@ def test_a_failed_positive_control_reaches_the_payload_and_the_readme(tmp_path: 
     payload = make_payload("exp_c", [0.1, 0.1], [1.0, 1.0], (oracle,))  # old: 1.0 > 0.5
     assert payload["verdict"] == "inconclusive (positive control failed: oracle)"
     assert payload["checks"][0]["raw_verdict"] == "reproduced"
-    assert payload["memory_ablation"] == [
-        {"model": "new", "metric": "err", "with_memory": pytest.approx(0.1)}
-        | {"titans_off": None, "cms_off": None, "all_off": None}
-    ]
-    common.validate_payload(payload)
+    runner.validate_payload(payload)
     forged = {**payload, "controls": [{**payload["controls"][0], "passed": True}]}
     with pytest.raises(ValueError, match="control oracle"):
-        common.validate_payload(forged)
-    common.write_result("exp_c", payload, tmp_path)
-    assert make_results_readme.main(["--results", str(tmp_path)]) == 0
-    text = (tmp_path / "README.md").read_text(encoding="utf-8")
+        runner.validate_payload(forged)
+    runner.write_result("exp_c", payload, tmp_path)
+    text = report.render(tmp_path, report_extras)
     assert text.index("| `oracle` | positive |") < text.index("| `c` |")  # controls first
     assert "inconclusive (positive control failed: oracle)" in text
-
-
-# --------------------------------------------------------------------------- README
-def write_fake_results(folder: Path) -> None:
-    common.write_result("exp_a", make_payload("exp_a", [0.1, 0.2], [1.0, 1.0]), folder)
-    common.write_result("exp_b", make_payload("exp_b", [2.0, 2.0], [1.0, 1.0]), folder)
-
-
-def test_readme_lists_every_result_with_its_numbers_and_is_deterministic(tmp_path: Path) -> None:
-    write_fake_results(tmp_path)
-    assert make_results_readme.main(["--results", str(tmp_path)]) == 0
-    text = (tmp_path / "README.md").read_text(encoding="utf-8")
-    assert "claim of exp_a" in text and "claim of exp_b" in text
-    assert "**reproduced**" in text and "**not reproduced**" in text
-    assert "![exp_a](exp_a.png)" in text and "uv run python experiments/exp_b.py --quick" in text
-    assert "0.15 ± 0.07071" in text  # exp_a's candidate: mean ± sample std of [0.1, 0.2]
-    assert make_results_readme.render(tmp_path) == text
-
-
-def test_check_mode_flags_a_stale_or_missing_readme(tmp_path: Path) -> None:
-    write_fake_results(tmp_path)
-    assert make_results_readme.main(["--results", str(tmp_path), "--check"]) == 1  # missing
-    assert make_results_readme.main(["--results", str(tmp_path)]) == 0
-    assert make_results_readme.main(["--results", str(tmp_path), "--check"]) == 0
-    common.write_result("exp_b", make_payload("exp_b", [0.5, 0.5], [1.0, 1.0]), tmp_path)
-    assert make_results_readme.main(["--results", str(tmp_path), "--check"]) == 1  # stale
+    assert "### Memory use" in text and "| new | err | 0.1 | 0.1 | n/a | 1 |" in text
+    assert "### Trained write gates" in text and "| new | 0.01 | 0.02 | 0.1 | 0.99 |" in text
+    assert text.startswith("# Results of the small-scale experiments")
 
 
 def test_committed_results_readme_is_up_to_date() -> None:
     results = ROOT / "results"
     if not list(results.glob("*.json")):
         pytest.skip("no results/*.json committed yet")
-    assert make_results_readme.main(["--results", str(results), "--check"]) == 0, (
-        "results/README.md is stale: run `uv run python experiments/make_results_readme.py`"
+    assert report.main(["--results", str(results), "--check"]) == 0, (
+        "results/README.md is stale: run `uv run python experiments/report.py`"
     )
     for f in sorted(results.glob("*.json")):
         payload = json.loads(f.read_text(encoding="utf-8"))
-        common.validate_payload(payload)
+        runner.validate_payload(payload)
         assert (results / payload["plot"]).read_bytes()[:8] == PNG_MAGIC

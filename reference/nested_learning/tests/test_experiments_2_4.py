@@ -15,8 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = ROOT / "experiments"
 sys.path.insert(0, str(EXPERIMENTS))  # the scripts import `common` as a sibling module
 
-import common  # noqa: E402
 import exp4_char_lm as exp4  # noqa: E402
+import runner  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -30,7 +30,7 @@ def run_quick(script: str, out: Path, *extra: str) -> dict[str, Any]:
     name = script.removesuffix(".py")
     payload: dict[str, Any] = json.loads((out / f"{name}.json").read_text(encoding="utf-8"))
     assert (out / f"{name}.png").read_bytes()[:8] == PNG_MAGIC
-    common.validate_payload(payload)  # verdicts follow from the per-seed numbers
+    runner.validate_payload(payload)  # verdicts follow from the per-seed numbers
     assert payload["experiment"] == name and payload["size"] == "quick"
     assert payload["command"].startswith(f"uv run python experiments/{name}.py --quick")
     assert "Table" in payload["paper_ref"] and payload["claim"] and payload["wall_time_s"] > 0
