@@ -224,7 +224,10 @@ def load(results: Path) -> list[dict[str, Any]]:
             p = json.loads(f.read_text(encoding="utf-8"))
             validate_verdicts(p)
         except (ValueError, KeyError, TypeError) as err:
-            raise ReportError(f"{f}: {type(err).__name__}: {err}") from err
+            raise ReportError(
+                f"{f}: {type(err).__name__}: {err} (if an update changed a rule: `uv run python"
+                f" experiments/runner.py --rejudge {f}`)"
+            ) from err
         payloads.append(p)
     return payloads
 

@@ -38,7 +38,7 @@ import matplotlib
 matplotlib.use("Agg")  # headless: experiments run on CI and in subprocesses
 
 import torch
-from ledger import Check, Control, PerSeed, judge, kind, summarize, validate_verdicts
+from ledger import Check, Control, PerSeed, judge, kind, rebuild, summarize, validate_verdicts
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
@@ -143,11 +143,17 @@ class Timer:
 
     def __init__(self) -> None:
         self.start = time.perf_counter()
+        self.cpu_start = time.process_time()
         self.load_start = os.getloadavg()[0]
 
     def elapsed(self) -> float:
         """Seconds since construction."""
         return time.perf_counter() - self.start
+
+    def cpu(self) -> float:
+        """CPU seconds of this process since construction (what a busy machine does not
+        inflate as much as the wall time)."""
+        return time.process_time() - self.cpu_start
 
     def load(self) -> dict[str, float]:
         """``{"start": …, "end": …}``: the load average at construction and now."""
@@ -179,6 +185,7 @@ def build_payload(
     per_seed: PerSeed,
     checks: Sequence[Check],
     wall_time_s: float,
+    cpu_time_s: float | None = None,
     load_average: Mapping[str, float] | None = None,
     controls: Sequence[Control] = (),
     tables: Sequence[Mapping[str, Any]] = (),
@@ -204,6 +211,7 @@ def build_payload(
         "command": command,
         "size": args.size,
         "wall_time_s": round(wall_time_s, 2),
+        "cpu_time_s": None if cpu_time_s is None else round(cpu_time_s, 2),
         "load_average": dict(load_average or {}),
         "torch_version": torch.__version__,
         "python_version": platform.python_version(),
@@ -286,9 +294,41 @@ def finish(
         args=args,
         command=command_line(f"{name}.py", argv),
         wall_time_s=timer.elapsed(),
+        cpu_time_s=timer.cpu(),
         load_average=timer.load(),
         **fields,
     )
     path = write_result(name, payload, args.out)
     print(f"{path}: verdict {payload['verdict']}")
     return 0
+
+
+# --------------------------------------------------------------------------- re-judging
+def rejudge(path: Path) -> str:
+    """Re-apply the ledger's current rules to a stored result's per-seed numbers and rewrite
+    it (after an update changed a rule: ``report.py`` refuses a result whose stored rules are not
+    the rules applied). The numbers, the checks' and controls' fields, and everything else are
+    kept; returns the new verdict."""
+    payload = json.loads(path.read_text(encoding="utf-8"))
+    checks = [rebuild(Check, c) for c in payload["checks"]]
+    controls = [rebuild(Control, c) for c in payload.get("controls", [])]
+    payload.update(judge(checks, controls, payload["per_seed"]))
+    write_result(path.stem, payload, path.parent)
+    return str(payload["verdict"])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python experiments/runner.py --rejudge results/*.json``."""
+    p = argparse.ArgumentParser(description="Re-apply the ledger's rules to stored results.")
+    p.add_argument("--rejudge", nargs="+", type=Path, required=True, metavar="RESULT_JSON")
+    ns = p.parse_args(argv)
+    missing = [str(f) for f in ns.rejudge if not f.is_file()]
+    if missing:
+        p.error(f"no such result file: {', '.join(missing)}")
+    for f in ns.rejudge:
+        print(f"{f}: verdict {rejudge(f)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

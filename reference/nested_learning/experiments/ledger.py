@@ -318,7 +318,8 @@ def judge(
     }
 
 
-def _rebuild(cls: type[Any], stored: Mapping[str, Any]) -> Any:
+def rebuild(cls: type[Any], stored: Mapping[str, Any]) -> Any:
+    """A :class:`Check` or :class:`Control` from its stored fields (extra keys ignored)."""
     names = {f.name for f in fields(cls)}
     values = {k: v for k, v in stored.items() if k in names}
     if "attribution" in values:
@@ -329,8 +330,8 @@ def _rebuild(cls: type[Any], stored: Mapping[str, Any]) -> Any:
 def validate_verdicts(payload: Mapping[str, Any]) -> None:
     """Raise ValueError unless every control, check and combined verdict of ``payload`` is what
     the rules give on its per-seed numbers, and every stated rule is the rule applied."""
-    checks = [_rebuild(Check, c) for c in payload["checks"]]
-    controls = [_rebuild(Control, c) for c in payload.get("controls", [])]
+    checks = [rebuild(Check, c) for c in payload["checks"]]
+    controls = [rebuild(Control, c) for c in payload.get("controls", [])]
     expected = judge(checks, controls, payload["per_seed"])
     for got, want in zip(payload.get("controls", []), expected["controls"], strict=True):
         if got["passed"] != want["passed"]:
