@@ -61,7 +61,7 @@ class Setup:
     pairs: tuple[int, ...] = (2, 4, 8, 16)  # evaluated
     curriculum: tuple[tuple[int, ...], ...] = ((2,), (2, 4), (2, 4, 8))  # trained, in stages
     vocab_size: int = 64
-    steps: int = 2000
+    steps: int = 3000
     batch_size: int = 32
     lr: float = 3e-3
     eval_sequences: int = 256
