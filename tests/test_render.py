@@ -58,6 +58,10 @@ def expected_files(answers: dict[str, Any], package: str = DEFAULT_PACKAGE) -> s
         f"{src}/models/__init__.py", f"{src}/models/transformer.py",
         "tests/conftest.py", "tests/test_config.py", "tests/test_device.py", "tests/test_model.py",
         "tests/test_train.py", "tests/test_hygiene.py",
+        "experiments/ledger.py", "experiments/runner.py", "experiments/report.py",
+        "experiments/exp_attention_recall.py", "tools/trace.py",
+        "tests/test_ledger.py", "tests/test_report.py", "tests/test_experiments.py",
+        "tests/test_trace.py",
     }  # fmt: skip
     files |= {f"tools/paper_extractor/{module}.py" for module in EXTRACTOR_MODULES}
     if answers["license"] != "none":
