@@ -114,8 +114,15 @@ def memory_rows(per_seed: PerSeed, models: Sequence[str], metric: str) -> list[d
     return rows
 
 
+#: Per model, one :func:`gate_statistics` dict a seed (``None``: no finite token to measure).
+Gates = dict[str, list[dict[str, float | None]]]
+
+
 def record_gates(
-    gates: dict[str, list[dict[str, float]]], name: str, model: nn.Module, run: Callable[..., Any]
+    gates: Gates,
+    name: str,
+    model: nn.Module,
+    run: Callable[..., Any],
 ) -> None:
     """Append the trained gate statistics of one seed (:func:`gate_statistics`) to ``gates``."""
     stats = gate_statistics(model, run)
@@ -123,9 +130,27 @@ def record_gates(
         gates.setdefault(name, []).append(stats)
 
 
-def mean_gates(gates: Mapping[str, Sequence[Mapping[str, float]]]) -> dict[str, dict[str, float]]:
-    """Per model, each gate statistic averaged over the seeds."""
-    return {
-        m: {k: statistics.fmean(s[k] for s in seeds) for k in seeds[0]}
-        for m, seeds in gates.items()
-    }
+#: How each gate statistic combines over seeds (or runs): a max stays a max, a bound the largest.
+_REDUCE: dict[str, Callable[[list[float]], float]] = {
+    "eta_mean": statistics.fmean,
+    "eta_max": max,
+    "eta_bound": max,
+    "alpha_mean": statistics.fmean,
+    "nonfinite": statistics.fmean,
+}
+
+
+def mean_gates(
+    gates: Mapping[str, Sequence[Mapping[str, float | None]]],
+) -> dict[str, dict[str, float | None]]:
+    """Per model, the gate statistics over its seeds: means averaged, ``eta_max`` and
+    ``eta_bound`` the largest; a seed with no finite token (``None``) is left out of the means,
+    and a statistic no seed has stays ``None``."""
+    out: dict[str, dict[str, float | None]] = {}
+    for m, seeds in gates.items():
+        row: dict[str, float | None] = {}
+        for key, reduce in _REDUCE.items():
+            vals = [v for s in seeds if (v := s.get(key)) is not None]
+            row[key] = reduce(vals) if vals else None
+        out[m] = row
+    return out

@@ -200,7 +200,7 @@ def _oracle_lines(ax: Axes, cfg: StreamConfig, per_seed: PerSeed) -> None:
     phases = (((0, cfg.switch), "pre_switch_error"), ((cfg.switch, cfg.steps), "final_error"))
     for (x0, x1), metric in phases:
         vals = per_seed[metric][LSQ]
-        label = LSQ + " (per phase)" if x0 == 0 else None
+        label = LSQ + " (per phase)" if x0 == 0 else "_nolegend_"
         ax.hlines(sum(vals) / len(vals), x0, x1, colors="k", linestyles="--", lw=1, label=label)
 
 

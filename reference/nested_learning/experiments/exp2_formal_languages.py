@@ -37,7 +37,15 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
-from common import fit, mean_gates, memory_rows, record_gates, record_memory_use, torch_threads
+from common import (
+    Gates,
+    fit,
+    mean_gates,
+    memory_rows,
+    record_gates,
+    record_memory_use,
+    torch_threads,
+)
 from controls import LSTMLM, static_hope_kwargs
 from formal_task import PAPER_TABLE5, accuracy, masked_bce, plot, recognised
 from ledger import Check, Control, PerSeed, record
@@ -148,13 +156,11 @@ def bins(s: Setup) -> dict[str, tuple[int, int]]:
 
 def bin_metrics(s: Setup, language: str, seed: int) -> dict[str, Callable[[nn.Module], float]]:
     """``"bin0 <language>"`` / ``"bin1 <language>"`` -> string accuracy of a model."""
-    n = s.eval_strings
-    return {
-        f"{b} {language}": (
-            lambda m, lo=lo, hi=hi: accuracy(recognised(m, language, lo, hi, n, 10_000 + seed))
-        )
-        for b, (lo, hi) in bins(s).items()
-    }
+
+    def metric(lo: int, hi: int) -> Callable[[nn.Module], float]:
+        return lambda m: accuracy(recognised(m, language, lo, hi, s.eval_strings, 10_000 + seed))
+
+    return {f"{b} {language}": metric(lo, hi) for b, (lo, hi) in bins(s).items()}
 
 
 def run_all(s: Setup, seeds: Sequence[int], progress: bool) -> tuple[PerSeed, dict[str, Any]]:
@@ -164,7 +170,7 @@ def run_all(s: Setup, seeds: Sequence[int], progress: bool) -> tuple[PerSeed, di
     per_seed: PerSeed = {}
     curves: dict[str, list[float]] = {}
     by_length: dict[str, dict[int, list[bool]]] = {}
-    gates: dict[str, list[dict[str, float]]] = {}
+    gates: Gates = {}
     jobs = [(seed, lang, m) for seed in seeds for lang in FORMAL_LANGUAGES for m in MODELS]
     for seed, lang, m in tqdm(jobs, desc=NAME, disable=not progress):
         model, losses, diverged = train_model(kwargs[m], lang, s, seed)

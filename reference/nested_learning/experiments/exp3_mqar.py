@@ -32,12 +32,21 @@ import random
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any
 
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
-from common import fit, mean_gates, memory_rows, record_gates, record_memory_use, torch_threads
+from common import (
+    Gates,
+    fit,
+    mean_gates,
+    memory_rows,
+    record_gates,
+    record_memory_use,
+    torch_threads,
+)
 from controls import static_hope_kwargs
 from ledger import Check, Control, PerSeed, record
 from matplotlib.figure import Figure
@@ -153,10 +162,14 @@ def recall_accuracy(model: nn.Module, s: Setup, num_pairs: int, seed: int) -> fl
     return hits / total
 
 
+def _recall(model: nn.Module, *, s: Setup, num_pairs: int, seed: int) -> float:
+    return recall_accuracy(model, s, num_pairs, seed)
+
+
 def metrics(s: Setup, seed: int) -> dict[str, Callable[[nn.Module], float]]:
     """``"acc N=<n>"`` for every evaluated N and ``"acc mean"`` over them."""
     out: dict[str, Callable[[nn.Module], float]] = {
-        f"acc N={n}": (lambda m, n=n: recall_accuracy(m, s, n, 10_000 + seed)) for n in s.pairs
+        f"acc N={n}": partial(_recall, s=s, num_pairs=n, seed=10_000 + seed) for n in s.pairs
     }
     each = list(out.values())
     out["acc mean"] = lambda m: statistics.fmean(f(m) for f in each)
@@ -167,7 +180,7 @@ def run_all(s: Setup, seeds: Sequence[int], progress: bool) -> tuple[PerSeed, di
     kwargs = model_kwargs(s)
     per_seed: PerSeed = {}
     curves: dict[str, list[float]] = {}
-    gates: dict[str, list[dict[str, float]]] = {}
+    gates: Gates = {}
     jobs = [(seed, m) for seed in seeds for m in MODELS]
     for seed, m in tqdm(jobs, desc=NAME, disable=not progress):
         model, losses, diverged = train_model(kwargs[m], s, seed)

@@ -31,6 +31,7 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 from common import (
+    Gates,
     ablated,
     fit,
     mean_gates,
@@ -61,7 +62,6 @@ TRANSFORMER = "transformer"
 _ROWS = (HOPE, NO_DGD, NO_MOM, NO_WD, NO_CMS, NO_INNER_K, NO_INNER_V)
 PAPER_TABLE6_PPL = dict(zip(_ROWS, (12.24, 13.41, 13.58, 13.71, 13.04, 13.77, 13.90), strict=True))
 LN2 = math.log(2.0)
-Gates = dict[str, list[dict[str, float]]]
 Metric = Callable[[nn.Module], float]
 #: The positive control must beat the unigram entropy by this many bits per byte.
 LEARNS_MARGIN_BITS = 1.0

@@ -43,9 +43,13 @@ def tables(payload: Mapping[str, Any]) -> list[dict[str, Any]]:
         out.append(
             table(
                 "Trained write gates",
-                ["model", "η mean", "η max", "η bound", "α mean"],
+                ["model", "η mean", "η max", "η bound", "α mean", "non-finite tokens"],
                 [
-                    [m, g["eta_mean"], g["eta_max"], g["eta_bound"], g["alpha_mean"]]
+                    [
+                        m,
+                        *(g.get(k) for k in ("eta_mean", "eta_max", "eta_bound", "alpha_mean")),
+                        g.get("nonfinite"),
+                    ]
                     for m, g in gates.items()
                 ],
             )

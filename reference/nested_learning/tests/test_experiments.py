@@ -122,6 +122,28 @@ def test_memory_rows_are_seed_means_with_none_for_missing_memories() -> None:
     assert common.ablated("hope", "all_off") == "hope (all off)"
 
 
+def test_gate_statistics_combine_over_seeds_by_their_meaning() -> None:
+    seed0 = {"eta_mean": 0.01, "eta_max": 0.04, "eta_bound": 0.1, "alpha_mean": 0.9}
+    seed1 = {"eta_mean": 0.03, "eta_max": 0.02, "eta_bound": 2.0, "alpha_mean": 0.7}
+    overflowed = {"eta_mean": None, "eta_max": None, "eta_bound": 0.1, "alpha_mean": None}
+    seeds = [
+        seed0 | {"nonfinite": 0.0},
+        seed1 | {"nonfinite": 0.0},
+        overflowed | {"nonfinite": 1.0},
+    ]
+    assert common.mean_gates({"hope": seeds, "dead": [seeds[2]]}) == {
+        "hope": {
+            "eta_mean": pytest.approx(0.02),  # the overflowed seed has no finite token to average
+            "eta_max": 0.04,
+            "eta_bound": 2.0,
+            "alpha_mean": pytest.approx(0.8),
+            "nonfinite": pytest.approx(1 / 3),
+        },
+        "dead": {"eta_mean": None, "eta_max": None, "eta_bound": 0.1, "alpha_mean": None}
+        | {"nonfinite": 1.0},
+    }
+
+
 def test_a_failed_positive_control_reaches_the_payload_and_the_readme(tmp_path: Path) -> None:
     oracle = Control("oracle", "positive", "err", "old", 0.5, higher_is_better=False)
     payload = make_payload("exp_c", [0.1, 0.1], [1.0, 1.0], (oracle,))  # old: 1.0 > 0.5

@@ -72,8 +72,8 @@ def test_exp2_formal_languages_quick(tmp_path: Path) -> None:
     assert rows[("hope", "bin1 mean regular")]["all_off"] is not None
     per_length = p["extra"]["accuracy_per_length"]["hope parity"]
     assert set(map(int, per_length)) <= set(range(2, p["config"]["bin1_max"] + 1))
-    bound = p["extra"]["gate_statistics"]["hope"]["eta_bound"]  # a mean over runs
-    assert bound == pytest.approx(kw["hope"]["eta_scale"])
+    bound = p["extra"]["gate_statistics"]["hope"]["eta_bound"]  # the largest over runs
+    assert bound == kw["hope"]["eta_scale"]
 
 
 @pytest.mark.slow

@@ -120,6 +120,21 @@ def test_gate_statistics_lie_within_their_bounds(negative: bool) -> None:
     assert gate_statistics(transformer, lambda m: m(tokens())) == {}
 
 
+def test_gate_statistics_count_non_finite_tokens_and_skip_them() -> None:
+    model = hope()
+    clean = gate_statistics(model, lambda m: m(tokens()))
+    with torch.no_grad():  # the last layer's eta readout overflows; the first layer is untouched
+        model.blocks[1].titans.readout_b.eta.fill_(float("nan"))
+    stats = gate_statistics(model, lambda m: m(tokens()))
+    assert stats["nonfinite"] == pytest.approx(0.5) and clean["nonfinite"] == 0.0
+    assert stats["eta_mean"] is not None and 0 < stats["eta_mean"] <= stats["eta_max"] <= 0.5
+    with torch.no_grad():
+        model.blocks[0].titans.readout_b.eta.fill_(float("nan"))
+    broken = gate_statistics(model, lambda m: m(tokens()))
+    assert broken["nonfinite"] == 1.0
+    assert broken["eta_mean"] is broken["eta_max"] is broken["alpha_mean"] is None
+
+
 def test_negative_eigenvalues_need_plain_dgd_without_momentum() -> None:
     with pytest.raises(ValueError, match="titans_negative_eigenvalues needs momentum: false"):
         create_model(**SMALL, titans_negative_eigenvalues=True)

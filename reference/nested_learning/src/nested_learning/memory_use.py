@@ -86,11 +86,13 @@ def memory_ablation(
 
 
 @torch.no_grad()
-def gate_statistics(model: nn.Module, run: Callable[[nn.Module], Any]) -> dict[str, float]:
+def gate_statistics(model: nn.Module, run: Callable[[nn.Module], Any]) -> dict[str, float | None]:
     """Statistics of the write gates over every token of ``run(model)`` (one forward pass):
     ``eta_mean``, ``eta_max``, ``eta_bound`` (the largest bound among the mixers: ``eta_scale``,
-    or 2 for the negative-eigenvalue step) and ``alpha_mean``. Empty for a model without
-    Titans mixers."""
+    or 2 for the negative-eigenvalue step), ``alpha_mean`` and ``nonfinite`` (the fraction of
+    tokens whose eta or alpha is not finite: a model that overflows on the probe). The means and
+    the max are taken over the finite tokens only, ``None`` when there are none. Empty for a
+    model without Titans mixers."""
     found = mixers(model)
     if not found:
         return {}
@@ -114,10 +116,14 @@ def gate_statistics(model: nn.Module, run: Callable[[nn.Module], Any]) -> dict[s
         for m, _ in originals:
             del m._gates  # back to the class's method
     eta, alpha = torch.cat(etas), torch.cat(alphas)
+    finite = eta.isfinite() & alpha.isfinite()
+    eta, alpha = eta[finite], alpha[finite]
     bound = max(2.0 if m.config.negative_eigenvalues else m.config.eta_scale for m in found)
+    some = bool(finite.any())
     return {
-        "eta_mean": eta.mean().item(),
-        "eta_max": eta.max().item(),
+        "eta_mean": eta.mean().item() if some else None,
+        "eta_max": eta.max().item() if some else None,
         "eta_bound": bound,
-        "alpha_mean": alpha.mean().item(),
+        "alpha_mean": alpha.mean().item() if some else None,
+        "nonfinite": 1.0 - finite.float().mean().item(),
     }
