@@ -1,3 +1,5 @@
+"""Delta Gradient Descent (Eq. 55-57) against dense linear solves and autograd."""
+
 import pytest
 import torch
 from torch import nn
@@ -33,6 +35,7 @@ def objective(W, Wt, X, U, eta):
 @pytest.mark.parametrize("x_scale", [0.3, 1.0, 4.0])
 @pytest.mark.parametrize("tensor_eta", [False, True])
 def test_dgd_update_is_exact_proximal_step(lead, d_out, d_in, x_scale, tensor_eta):
+    """Eq. 56: the DGD step is the exact argmin of the L2 proximal objective."""
     W = torch.randn(*lead, d_out, d_in, dtype=DT)
     x = torch.randn(*lead, d_in, dtype=DT)
     x = x_scale * x / x.norm(dim=-1, keepdim=True)
@@ -50,6 +53,7 @@ def test_dgd_update_is_exact_proximal_step(lead, d_out, d_in, x_scale, tensor_et
 
 @pytest.mark.parametrize("eta", [0.01, 0.5, 3.0])
 def test_step_size_reduces_to_paper_form_at_unit_norm(eta):
+    """Eq. 57's eta' = eta / (1 + eta) is the exact step at ||x|| = 1, and only there."""
     x = torch.nn.functional.normalize(torch.randn(4, 7, dtype=DT), dim=-1)
     torch.testing.assert_close(dgd_step_size(eta, x), torch.full((4,), eta / (1 + eta), dtype=DT))
     # ... and only there: the paper's eta/(1+eta) is not the proximal step for ||x|| != 1
@@ -113,7 +117,7 @@ def test_optimizer_explicit_inputs_and_sgd_fallback():
         lin(X).square().mean().backward()
     grad = a.weight.grad.clone()
     DGD(a.parameters(), lr=0.1).step(inputs={a.weight: X})
-    DGD(b.parameters(), lr=0.1).step()  # no recorded input -> SGD
+    DGD(b.parameters(), lr=0.1).step()  # no recorded input -> SGD (the dot-product Eq. 55)
     torch.testing.assert_close(a.weight.detach(), dgd_batch_update(W0, X, grad, 0.1))
     torch.testing.assert_close(b.weight.detach(), W0 - 0.1 * grad)
 

@@ -1,3 +1,10 @@
+"""The residual-MLP fast memory (Eq. 89) and its DGD write (Eq. 88).
+
+Checked against per-token loops with materialised ``(alpha I - eta k k^T)`` matrices and autograd
+inner gradients; the chunk's closed form equals the sequential write (Eq. 91); a linear memory with
+the dot-product objective is the gated delta rule (Eq. 92, sign fixed).
+"""
+
 import itertools
 
 import pytest

@@ -1,5 +1,8 @@
 """Tests for the associative-memory optimizers (arXiv 2512.24695 Eq. 48-50, Eq. 75 / Alg. 1).
 
+Newton-Schulz (Eq. 42-44) is checked against the SVD polar factor, heavy-ball momentum
+(Eq. 33) as the ``delta = 0`` case of the Delta Momentum step.
+
 Each one-step test recomputes the update in a different way than the module: linear solves
 instead of Sherman-Morrison, autograd instead of hand-derived inner gradients, SVD instead of
 Newton-Schulz.
@@ -42,9 +45,10 @@ def orthogonal(n: int, seed: int) -> Tensor:
 @pytest.mark.parametrize(("m", "n"), [(6, 6), (8, 5), (5, 8)])
 @pytest.mark.parametrize("cond", [1.0, 10.0])
 def test_cubic_newton_schulz_converges_to_polar_factor(m, n, cond):
-    """Well-conditioned G = U S V^T. After Frobenius scaling sigma_min >= 1/(cond sqrt(k)) >= 0.04,
-    the cubic map grows small singular values by 1.5x per step (~8 steps to reach [0.5, 1]) and then
-    converges quadratically, so 30 steps reach float64 round-off: tolerance 1e-10."""
+    """Eq. 43-44's cubic iteration. Well-conditioned G = U S V^T. After Frobenius scaling
+    sigma_min >= 1/(cond sqrt(k)) >= 0.04, the cubic map grows small singular values by 1.5x per
+    step (~8 steps to reach [0.5, 1]) and then converges quadratically, so 30 steps reach float64
+    round-off: tolerance 1e-10."""
     k = min(m, n)
     s = torch.logspace(0, -torch.log10(torch.tensor(cond)).item(), k, dtype=DT)
     U, V = orthogonal(m, 1)[:, :k], orthogonal(n, 2)[:, :k]
@@ -56,8 +60,9 @@ def test_cubic_newton_schulz_converges_to_polar_factor(m, n, cond):
 
 
 def test_muon_newton_schulz_is_approximately_orthogonal():
-    """Muon's quintic (5 steps) trades accuracy for speed: its fixed-point band is ~[0.68, 1.13],
-    so we only ask singular values in [0.6, 1.2] and >= 0.9 cosine with the SVD polar factor."""
+    """Muon's quintic (Eq. 42; 5 steps) trades accuracy for speed: its fixed-point band is
+    ~[0.68, 1.13], so we only ask singular values in [0.6, 1.2] and >= 0.9 cosine with the SVD
+    polar factor."""
     G = rand(4, 16, 12, seed=3)  # batched input
     orth = newton_schulz(G, steps=5)
     sv = torch.linalg.svdvals(orth)
@@ -79,7 +84,8 @@ def test_newton_schulz_keeps_dtype_and_rejects_vectors():
 @pytest.mark.parametrize("delta", [0.0, 0.7])
 def test_delta_momentum_step_is_exact_proximal_solution(key, delta):
     """m+ = argmin_m <m,g> + delta/2 <m,g>^2 + 1/(2 lr) ||m - alpha m||^2 per key, computed here by
-    a linear solve (m+ (I + lr delta g g^T) = alpha m - lr g), then W+ = W + m+."""
+    a linear solve (m+ (I + lr delta g g^T) = alpha m - lr g), then W+ = W + m+. ``delta = 0`` is
+    heavy-ball momentum m+ = alpha m - lr g (Eq. 33)."""
     lr, alpha = 0.3, 0.8
     W = rand(3, 4, seed=0).requires_grad_(True)
     opt = DeltaMomentum([W], lr=lr, momentum=alpha, delta=delta, key=key)

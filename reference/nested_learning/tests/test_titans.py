@@ -1,3 +1,11 @@
+"""Self-modifying Titans (Eq. 83-91) against an independent per-token reference.
+
+The reference reads keys, values and gates from each memory's chunk-start snapshot (Eq. 83, 90),
+generates each memory's own targets (Eq. 84), takes the L2 inner objective (Eq. 85-87) and writes
+with DGD and retention (Eq. 88) into residual-MLP memories (Eq. 89); the snapshot is the previous
+chunk's end (Eq. 90 corrected) and every gradient of a chunk is taken at it (Eq. 91).
+"""
+
 import dataclasses
 
 import pytest

@@ -1,7 +1,7 @@
 """Does a trained model use its in-context memories? Test-time switches and gate statistics.
 
 HOPE learns in context twice (arXiv 2512.24695 §8.3): the self-modifying Titans memories are
-written chunk by chunk (Eq. 88-93) and the CMS levels take a step on the task loss every C^(l)
+written chunk by chunk (Eq. 88-91) and the CMS levels take a step on the task loss every C^(l)
 tokens (Eq. 71). A trained model may or may not rely on either. :func:`memories_off` switches
 them off on a trained model *at test time* — Titans writes (every read then sees the meta-learned
 initial state), CMS updates (every level stays at its θ0), or both — so that the same metric can

@@ -16,7 +16,7 @@ from torch import nn
 def scaled_dot_product_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = True
 ) -> torch.Tensor:
-    """Eq. 1: ``Attention(Q, K, V) = softmax(Q Kᵀ / √d_k) V``.
+    """Vaswani et al. (2017), Sec. 3.2.1: ``Attention(Q, K, V) = softmax(Q Kᵀ / √d_k) V``.
 
     Args:
         q: queries ``[..., T_q, d_k]``.
@@ -40,7 +40,7 @@ class MultiHeadAttention(nn.Module):
     ``head_i = Attention(Q W_i^Q, K W_i^K, V W_i^V)`` with ``d_k = d_v = d_model / h``.
 
     Uses PyTorch's fused kernel for speed; :func:`scaled_dot_product_attention` is the readable
-    Eq. 1 that the tests check it against.
+    formula that the tests check it against.
     """
 
     def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0) -> None:

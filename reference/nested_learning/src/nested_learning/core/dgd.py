@@ -1,4 +1,4 @@
-"""Delta Gradient Descent (DGD), arXiv 2512.24695 §4.5, Eq. 56-57 (App. C, Eq. 112-121).
+"""Delta Gradient Descent (DGD), arXiv 2512.24695 §4.5, Eq. 56-57 (derived in App. C).
 
 GD, read as an associative memory, regresses ``W x_t`` onto the local surprise with a
 *dot-product* objective (Eq. 55), so its update ignores what ``W`` already stores. DGD uses
@@ -15,9 +15,10 @@ Slips in the printed paper, corrected here:
 * Eq. 57 writes ``eta' = eta / (1 + eta)``; that is the exact step only when ``||x_t|| = 1``.
   With un-normalised inputs it can make ``eta' ||x||^2 >= 2`` and the memory explodes, whereas
   the exact ``eta'`` always satisfies ``eta' ||x||^2 < 1``.
-* NeurIPS Eq. 29 prints ``W_t (I - x_t x_t^T)``, i.e. no step size on the decay, which projects the
-  whole ``x_t`` direction out of ``W`` every step. Not implemented.
-* App. C Eq. 114 puts ``eta`` instead of ``1/eta`` on the proximal term and flips the sign of ``u``.
+* The NeurIPS version (its display 29) prints ``W_t (I - x_t x_t^T)``, i.e. no step size on the
+  decay, which projects the whole ``x_t`` direction out of ``W`` every step. Not implemented.
+* App. C (display 114) puts ``eta`` instead of ``1/eta`` on the proximal term and flips the sign
+  of ``u``.
 
 :class:`DGD` turns the rule into a ``torch.optim.Optimizer`` for ordinary linear layers. The paper
 is silent on mini-batches; we use option (a) of spec §4.3 (mean input Gram matrix) and take the

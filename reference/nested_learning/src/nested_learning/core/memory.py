@@ -1,4 +1,4 @@
-"""Residual-MLP fast memory ``M(z) = z + W1 sigma(W2 z)`` and its DGD write (arXiv Eq. 88-93).
+"""Residual-MLP fast memory ``M(z) = z + W1 sigma(W2 z)`` and its DGD write (arXiv Eq. 88-92).
 
 Everything here is functional: the fast weights are explicit tensors, per sequence and per head,
 

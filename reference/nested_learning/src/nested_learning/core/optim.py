@@ -1,7 +1,8 @@
 """Optimizers that the paper derives by reading momentum as an associative memory of gradients.
 
-arXiv 2512.24695 §4.4 (Eq. 46-53) and §7.2 (Eq. 75, Algorithm 1). Notation: ``g`` is the gradient
-of the outer loss w.r.t. a parameter ``W``; ``m`` the momentum memory; ``W <- W + m``.
+arXiv 2512.24695 §4.4 (Eq. 48-50; its other variants are not implemented) and §7.2 (Eq. 75,
+Algorithm 1). Notation: ``g`` is the gradient of the outer loss w.r.t. a parameter ``W``;
+``m`` the momentum memory; ``W <- W + m``.
 
 * :class:`DeltaMomentum` - momentum trained with an L2 (delta-rule) objective, Eq. 48-49 [fix].
 * :class:`DeepMomentumGD` - momentum whose memory is an MLP (DMGD), Eq. 50.
@@ -123,13 +124,13 @@ class DeltaMomentum(_PerParameterOptimizer):
              = alpha m_i (I - eta'_i g_i g_i^T) - lr c_i g_i,
         eta'_i = lr delta / (1 + lr delta ||g_i||^2),   c_i = 1 / (1 + lr delta ||g_i||^2),
 
-    then W <- W + m. [choices] Decay on the *right* of m (keys are gradient rows; the NeurIPS Eq. 22
-    puts it on the left); each row is its own memory (cross-row Gram terms dropped, so the step is
-    O(numel) and eta'_i ||g_i||^2 < 1 holds exactly per row); the printed Eq. 49 has no step size on
-    ``g^T g`` (dimensionally inconsistent) - eta'_i is that step size, and the exact proximal step
-    also multiplies the decay by alpha and damps the write by c_i. ``delta = 0`` recovers
-    heavy-ball momentum m <- alpha m - lr g (Eq. 33); ``key="flat"`` uses the whole flattened
-    gradient as one key instead of its rows.
+    then W <- W + m. [choices] Decay on the *right* of m (keys are gradient rows; display 22 of the
+    NeurIPS version puts it on the left); each row is its own memory (cross-row Gram terms dropped,
+    so the step is O(numel) and eta'_i ||g_i||^2 < 1 holds exactly per row); the printed Eq. 49
+    has no step size on ``g^T g`` (dimensionally inconsistent) - eta'_i is that step size, and the
+    exact proximal step also multiplies the decay by alpha and damps the write by c_i.
+    ``delta = 0`` recovers heavy-ball momentum m <- alpha m - lr g (Eq. 33); ``key="flat"`` uses
+    the whole flattened gradient as one key instead of its rows.
 
     Args:
         params: parameters or groups.

@@ -1,4 +1,4 @@
-"""Self-modifying Titans sequence mixer (arXiv 2512.24695 §8.1-8.2, Eq. 83-93; spec §7, §14.2).
+"""Self-modifying Titans sequence mixer (arXiv 2512.24695 §8.1-8.2, Eq. 83-92; spec §7, §14.2).
 
 Per head, with fast residual-MLP memories ``M_k, M_v, M_eta, M_alpha, M_mem``
 (:mod:`nested_learning.core.memory`), token ``t`` of a chunk whose snapshot index is

@@ -226,7 +226,7 @@ class HopeConfig:
         return self.cms_chunk_sizes[0]
 
     def titans(self) -> TitansConfig:
-        """Config of the self-modifying Titans mixer (Eq. 83-93)."""
+        """Config of the self-modifying Titans mixer (Eq. 83-92)."""
         return TitansConfig(
             d_model=self.d_model,
             n_heads=self.n_heads,
