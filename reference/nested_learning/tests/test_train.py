@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -174,3 +177,26 @@ def test_ddp_keeps_replicas_in_sync() -> None:
     for p in procs:
         p.join(timeout=60)
     assert results[0] == pytest.approx(results[1], abs=1e-6)  # gradients were averaged
+
+
+@pytest.mark.parametrize(
+    ("env", "shown"),
+    [
+        ({}, "GOMP_SPINCOUNT = '1000'"),
+        ({"GOMP_SPINCOUNT": "7"}, "GOMP_SPINCOUNT = '7'"),
+        ({"OMP_WAIT_POLICY": "ACTIVE"}, "OMP_WAIT_POLICY = 'ACTIVE'"),
+    ],
+)
+def test_openmp_spin_default_is_in_force_before_torch_loads_and_yours_wins(
+    env: dict[str, str], shown: str
+) -> None:
+    """libgomp prints the settings it read when torch loads it (OMP_DISPLAY_ENV)."""
+    clean = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    env = {**clean, **env, "OMP_DISPLAY_ENV": "VERBOSE"}
+    cmd = [sys.executable, "-c", "import train"]
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    if "OPENMP DISPLAY ENVIRONMENT" not in out.stderr:
+        pytest.skip("torch's OpenMP runtime here is not GNU libgomp (GOMP_SPINCOUNT is libgomp's)")
+    assert shown in out.stderr
+    if env.get("OMP_WAIT_POLICY") == "ACTIVE":
+        assert "GOMP_SPINCOUNT = '1000'" not in out.stderr
