@@ -9,10 +9,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
 
+import exp_attention_recall as experiment
 import report
 import runner
 from ledger import kind
@@ -23,10 +28,17 @@ EXPERIMENTS = ROOT / "experiments"
 NAME = "exp_attention_recall"
 
 
+@pytest.fixture
+def run_in_process() -> Iterator[None]:
+    """The experiment runs in this process (no second torch import); its thread count is undone."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.usefixtures("run_in_process")
 def test_the_example_runs_quick_and_the_report_lists_it(tmp_path: Path) -> None:
-    cmd = [sys.executable, str(EXPERIMENTS / f"{NAME}.py"), "--quick", "--out", str(tmp_path)]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert experiment.main(["--quick", "--out", str(tmp_path), "--no-progress"]) == 0
     payload = json.loads((tmp_path / f"{NAME}.json").read_text(encoding="utf-8"))
     runner.validate_payload(payload)  # keys, per-seed lengths, verdicts follow from the numbers
     assert payload["size"] == "quick" and len(payload["seeds"]) == 2 and kind(payload["verdict"])
@@ -43,8 +55,21 @@ def test_the_example_runs_quick_and_the_report_lists_it(tmp_path: Path) -> None:
     assert report.main(["--results", str(tmp_path), "--check"]) == 0
 
 
-def test_a_bad_command_line_is_one_message_and_exit_2() -> None:
-    cmd = [sys.executable, str(EXPERIMENTS / f"{NAME}.py"), "--seeds", "0"]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and "--seeds must be >= 1" in proc.stderr
+def test_a_bad_command_line_is_one_message_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stop:
+        experiment.main(["--seeds", "0", "--out", str(tmp_path)])
+    assert stop.value.code == 2 and "--seeds must be >= 1" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # nothing half-written
+
+
+@pytest.mark.slow
+def test_the_script_runs_as_a_command(tmp_path: Path) -> None:
+    """The same quick run, as a user types it: a fresh interpreter, output files, exit 0."""
+    cmd = [sys.executable, str(EXPERIMENTS / f"{NAME}.py"), "--quick", "--out", str(tmp_path)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
+    runner.validate_payload(json.loads((tmp_path / f"{NAME}.json").read_text(encoding="utf-8")))
+    assert (tmp_path / f"{NAME}.png").is_file()

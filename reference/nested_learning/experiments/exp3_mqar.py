@@ -9,7 +9,8 @@ Setup: vocabulary 64 (31 keys, 32 values), N key-value pairs followed directly b
 (each queried key followed by its value), so a sequence has 4N tokens. One model per architecture
 and seed is trained with a **curriculum over N** (the first third of the steps on N = 2, the
 second on N ∈ {2, 4}, the last on N ∈ {2, 4, 8}: without it the Transformer stayed at chance
-between the values in context after 1000-3000 steps), then evaluated per N ∈ {2, 4, 8, 16} on
+between the values in context after 1000-3000 steps) at AdamW lr 1e-3 (at 3e-3 the Transformer
+control plateaued at 0.75 / 0.45 / 0.20 at N = 2 / 4 / 8), then evaluated per N ∈ {2, 4, 8, 16} on
 fresh sequences: accuracy = fraction of queried keys whose value is the arg-max prediction. N = 16
 is longer than any training sequence.
 
@@ -72,7 +73,7 @@ class Setup:
     vocab_size: int = 64
     steps: int = 3000
     batch_size: int = 32
-    lr: float = 3e-3
+    lr: float = 1e-3  # at 3e-3 the Transformer plateaued: 0.75 / 0.45 / 0.20 at N = 2 / 4 / 8
     eval_sequences: int = 256
     d_model: int = 64
     n_layers: int = 2

@@ -183,8 +183,11 @@ def test_ddp_keeps_replicas_in_sync() -> None:
     ("env", "shown"),
     [
         ({}, "GOMP_SPINCOUNT = '1000'"),
-        ({"GOMP_SPINCOUNT": "7"}, "GOMP_SPINCOUNT = '7'"),
-        ({"OMP_WAIT_POLICY": "ACTIVE"}, "OMP_WAIT_POLICY = 'ACTIVE'"),
+        # Each case loads torch in a new interpreter (~3 s): the overrides run with the slow tests.
+        pytest.param({"GOMP_SPINCOUNT": "7"}, "GOMP_SPINCOUNT = '7'", marks=pytest.mark.slow),
+        pytest.param(
+            {"OMP_WAIT_POLICY": "ACTIVE"}, "OMP_WAIT_POLICY = 'ACTIVE'", marks=pytest.mark.slow
+        ),
     ],
 )
 def test_openmp_spin_default_is_in_force_before_torch_loads_and_yours_wins(
