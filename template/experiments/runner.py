@@ -191,10 +191,12 @@ def build_payload(
     tables: Sequence[Mapping[str, Any]] = (),
     extra: Mapping[str, Any] | None = None,
     notes: Sequence[str] = (),
+    commit: str | None = None,
     **more: Any,
 ) -> dict[str, Any]:
     """The result: summary, controls and verdicts are computed here from ``per_seed``.
 
+    ``commit``: the code's git commit (default: read now, :func:`git_commit`).
     ``more``: the experiment's own top-level fields (JSON values), kept as they are.
     """
     payload = {
@@ -215,7 +217,7 @@ def build_payload(
         "load_average": dict(load_average or {}),
         "torch_version": torch.__version__,
         "python_version": platform.python_version(),
-        "git_commit": git_commit(),
+        "git_commit": git_commit() if commit is None else commit,
         "plot": f"{name}.png",
         "notes": list(notes),
         "extra": dict(extra or {}),
@@ -288,6 +290,7 @@ def finish(
     per_seed, checks, controls, tables, extra, notes, …); the command comes from
     ``experiments/<name>.py`` and ``argv``. Prints the result's path and verdict; returns 0.
     """
+    commit = git_commit()  # before the plot is saved: a rewritten tracked PNG is not "+dirty"
     save_figure(fig, args.out, name)
     payload = build_payload(
         name=name,
@@ -296,6 +299,7 @@ def finish(
         wall_time_s=timer.elapsed(),
         cpu_time_s=timer.cpu(),
         load_average=timer.load(),
+        commit=commit,
         **fields,
     )
     path = write_result(name, payload, args.out)

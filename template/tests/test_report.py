@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from matplotlib.figure import Figure
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
 
@@ -174,3 +175,22 @@ def test_the_timer_records_cpu_seconds() -> None:
     timer = runner.Timer()
     sum(i * i for i in range(200_000))
     assert 0 < timer.cpu() <= timer.elapsed() + 0.05
+
+
+def test_the_commit_is_read_before_any_output_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rewriting a tracked PNG first would mark every committed result "+dirty"."""
+    outputs_at_read: list[list[str]] = []
+
+    def fake_commit(root: Path = runner.ROOT) -> str:
+        outputs_at_read.append(sorted(p.name for p in tmp_path.iterdir()))
+        return "0123abc"
+
+    monkeypatch.setattr(runner, "git_commit", fake_commit)
+    args = runner.RunArgs(quick=True, seeds=[0], out=tmp_path, progress=False)
+    own = ("args", "command", "name", "wall_time_s")  # finish() supplies these
+    fields = {k: v for k, v in payload_args().items() if k not in own}
+    runner.finish("exp_c", Figure(), args=args, argv=["--quick"], timer=runner.Timer(), **fields)
+    payload = json.loads((tmp_path / "exp_c.json").read_text(encoding="utf-8"))
+    assert outputs_at_read == [[]] and payload["git_commit"] == "0123abc"
