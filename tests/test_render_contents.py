@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -143,3 +146,23 @@ def test_the_readme_lists_every_user_owned_pattern() -> None:
     )
     missing = [p for p in patterns if f"`{p}`" not in section]
     assert missing == [], f"README's 'Which files are yours' does not list {missing}"
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [({}, "1000"), ({"GOMP_SPINCOUNT": "7"}, "7"), ({"OMP_WAIT_POLICY": "PASSIVE"}, "None")],
+)
+def test_the_notebook_sets_the_openmp_spin_default_before_torch(
+    project: Path, env: dict[str, str], expected: str
+) -> None:
+    """The first code cell, run up to its `import torch`, leaves the spin default (or yours)."""
+    nb = json.loads((project / "notebooks" / "quickstart.ipynb").read_text(encoding="utf-8"))
+    cell = "".join(next(c for c in nb["cells"] if c["cell_type"] == "code")["source"])
+    header = cell.split("import torch\n")[0].split("import matplotlib")[0]
+    probe = header + "\nprint(os.environ.get('GOMP_SPINCOUNT'))"
+    clean = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    out = subprocess.run(
+        [sys.executable, "-c", probe], env={**clean, **env}, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == expected
