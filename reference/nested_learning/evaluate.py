@@ -28,9 +28,16 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
+
+# PyTorch's OpenMP threads spin 300000 times before they sleep: beside one other busy process that
+# stalls every op 2-3x (benchmarks/cpu_threads.py); 1000 spins cost nothing on a quiet machine.
+# Set before torch loads libgomp; your own GOMP_SPINCOUNT or OMP_WAIT_POLICY wins.
+if "OMP_WAIT_POLICY" not in os.environ:
+    os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 
 import torch
 import torch.nn.functional as F
