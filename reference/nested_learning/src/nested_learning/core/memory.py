@@ -40,6 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .chunk_write import w1_write, w2_write
+
 __all__ = [
     "ACTIVATIONS",
     "ChunkCoefficients",
@@ -310,8 +312,10 @@ def dgd_chunk_update(
     *,
     dgd: bool = True,
     beta: float = 0.0,
+    fused: bool = True,
 ) -> FastWeights:
-    """Closed-form chunk-end state of :func:`dgd_chunk_update_sequential` (same arguments).
+    """Closed-form chunk-end state of :func:`dgd_chunk_update_sequential` (same arguments;
+    ``fused`` as in :func:`dgd_chunk_apply`).
 
     Notation (tokens ``t = 1..C``): ``g_t = prod_{s<=t} alpha_s``, ``Gam[t, j] = g_t / g_j``
     (``j <= t``), ``D = Gam @ Bm`` with ``Bm[j, i] = beta^(j-i)`` (``i <= j``) and
@@ -336,7 +340,7 @@ def dgd_chunk_update(
     if fold:
         k, eta, alpha = k.squeeze(-3), eta.squeeze(-2), alpha.squeeze(-2)
     coef = dgd_chunk_coefficients(k, eta, alpha, dgd=dgd, beta=beta if momentum else 0.0)
-    return dgd_chunk_apply(state, k, grads, coef, beta=beta, fold=fold)
+    return dgd_chunk_apply(state, k, grads, coef, beta=beta, fold=fold, fused=fused)
 
 
 def _folds(state: FastWeights, k: Tensor, eta: Tensor, alpha: Tensor) -> bool:
@@ -358,20 +362,23 @@ def dgd_chunk_apply(
     *,
     beta: float = 0.0,
     fold: bool = False,
+    fused: bool = True,
 ) -> FastWeights:
     """Chunk-end state from the chunk-start ``state`` and precomputed ``coef`` (see
     :func:`dgd_chunk_update`). ``fold``: ``state`` is a stack ``[..., M, h, d]`` of memories that
-    share ``k [..., C, d]`` and ``coef`` (leading dims without the stack)."""
+    share ``k [..., C, d]`` and ``coef`` (leading dims without the stack).
+
+    ``fused``: when a graph is recorded, write through :mod:`nested_learning.core.chunk_write`
+    (same values, a hand-derived backward: two autograd nodes instead of about a hundred, but
+    differentiable once); ``False``: plain autograd, which can be differentiated twice.
+    """
     w1, w2, m1, m2 = state
     momentum = m1 is not None and m2 is not None
     r, a, u = _ema_scaled(grads, beta, momentum)
-    h = w2.shape[-2]
+    h, n = w2.shape[-2], k.shape[-2]
 
     def per_mem(v: Tensor) -> Tensor:  # [..., C] -> broadcastable against [..., M, C]
         return v.unsqueeze(-2) if fold else v
-
-    def rows(x: Tensor) -> Tensor:  # [..., M, C, h] -> [..., C, M*h]
-        return x.movedim(-3, -2).flatten(-2) if fold else x
 
     def mat(x: Tensor) -> Tensor:  # [..., M, h, d] -> [..., M*h, d]
         return x.flatten(-3, -2) if fold else x
@@ -379,27 +386,91 @@ def dgd_chunk_apply(
     def unmat(x: Tensor) -> Tensor:
         return x.reshape(*x.shape[:-2], -1, h, x.shape[-1]) if fold else x
 
-    eta, g_last = coef.eta, coef.g_last[..., None, None]
-    new_w1 = per_mem(g_last) * w1 - (per_mem(coef.d_last * eta)[..., None] * r).mT @ a
-    eu = rows(per_mem(eta)[..., None] * u)  # [..., C, (M*)h]
-    w2r = mat(w2)
-    scale = -coef.d_last[..., None] * eu  # new W2 = g_C W2 + c_C S2 + scale^T K
-    if coef.solve is not None and coef.d_kk is not None:
-        rhs = coef.g_prev[..., None] * (k @ w2r.mT) - coef.d_kk @ eu
-        if m2 is not None:
-            rhs = rhs + coef.c_prev[..., None] * (k @ mat(m2).mT)
-        scale = scale + coef.gam_last[..., None] * (coef.solve @ rhs)
-    new_w2 = g_last * w2r + scale.mT @ k
-    if m1 is None or m2 is None:
-        return FastWeights(new_w1, unmat(new_w2), m1, m2)
-    c_last = coef.c_last[..., None, None]
-    new_w1 = new_w1 + per_mem(c_last) * m1
-    new_w2 = new_w2 + c_last * mat(m2)
-    n = k.shape[-2]
+    eta = coef.eta
     b_rev = beta ** torch.arange(n - 1, -1, -1, device=k.device, dtype=k.dtype)
-    new_m1 = beta**n * m1 - (per_mem(b_rev * eta)[..., None] * r).mT @ a
-    new_m2 = beta**n * mat(m2) - (b_rev[:, None] * eu).mT @ k
-    return FastWeights(new_w1, unmat(new_w2), new_m1, unmat(new_m2))
+    c_last, c_prev = (coef.c_last, coef.c_prev) if momentum else (None, None)
+    # e = diag(eta) U with the stack's rows side by side: [..., C, (M*)h]
+    e = per_mem(eta)[..., None] * u
+    e = e.movedim(-3, -2).flatten(-2) if fold else e
+    args1 = (
+        w1,
+        m1,
+        r,
+        a,
+        coef.g_last.unsqueeze(-1) if fold else coef.g_last,
+        None if c_last is None else (c_last.unsqueeze(-1) if fold else c_last),
+        per_mem(coef.d_last * eta),
+        per_mem(b_rev * eta) if momentum else None,
+        beta**n,
+    )
+    args2 = (
+        mat(w2),
+        None if m2 is None else mat(m2),
+        k,
+        e,
+        coef.g_last,
+        c_last,
+        coef.d_last,
+        coef.gam_last,
+        coef.g_prev,
+        c_prev,
+        coef.solve,
+        coef.d_kk,
+        b_rev if momentum else None,
+        beta**n,
+    )
+    if fused and torch.is_grad_enabled():
+        (new_w1, new_m1), (new_w2, new_m2) = w1_write(*args1), w2_write(*args2)
+    else:
+        (new_w1, new_m1), (new_w2, new_m2) = _w1_write_autograd(*args1), _w2_write_autograd(*args2)
+    return FastWeights(new_w1, unmat(new_w2), new_m1, None if new_m2 is None else unmat(new_m2))
+
+
+def _w1_write_autograd(
+    w1: Tensor,
+    m1: Tensor | None,
+    r: Tensor,
+    a: Tensor,
+    g: Tensor,
+    c: Tensor | None,
+    s: Tensor,
+    q: Tensor | None,
+    bn: float,
+) -> tuple[Tensor, Tensor | None]:
+    """:func:`~nested_learning.core.chunk_write.w1_write` in plain ops (autograd's backward)."""
+    new_w1 = g[..., None, None] * w1 - (s[..., None] * r).mT @ a
+    if m1 is None or c is None or q is None:
+        return new_w1, None
+    return new_w1 + c[..., None, None] * m1, bn * m1 - (q[..., None] * r).mT @ a
+
+
+def _w2_write_autograd(
+    w2: Tensor,
+    m2: Tensor | None,
+    k: Tensor,
+    e: Tensor,
+    g: Tensor,
+    c: Tensor | None,
+    d: Tensor,
+    gl: Tensor,
+    gp: Tensor,
+    cp: Tensor | None,
+    solve: Tensor | None,
+    dkk: Tensor | None,
+    br: Tensor | None,
+    bn: float,
+) -> tuple[Tensor, Tensor | None]:
+    """:func:`~nested_learning.core.chunk_write.w2_write` in plain ops (autograd's backward)."""
+    z = -d[..., None] * e  # new W2 = g W2 + c S2 + z^T K
+    if solve is not None and dkk is not None:
+        rhs = gp[..., None] * (k @ w2.mT) - dkk @ e
+        if m2 is not None and cp is not None:
+            rhs = rhs + cp[..., None] * (k @ m2.mT)
+        z = z + gl[..., None] * (solve @ rhs)
+    new_w2 = g[..., None, None] * w2 + z.mT @ k
+    if m2 is None or c is None or br is None:
+        return new_w2, None
+    return new_w2 + c[..., None, None] * m2, bn * m2 - (br[..., None] * e).mT @ k
 
 
 def matrix_memory_dgd_dot(s: Tensor, k: Tensor, v: Tensor, eta: Tensor, alpha: Tensor) -> Tensor:

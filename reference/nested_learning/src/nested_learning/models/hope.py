@@ -245,6 +245,7 @@ class HopeConfig:
             compile=self.titans_compile,
             writes=self.titans_writes,
             negative_eigenvalues=self.titans_negative_eigenvalues,
+            fused_backward=self.cms_first_order,  # second-order CMS differentiates it twice
         )
 
     def cms(self) -> CMSConfig:
