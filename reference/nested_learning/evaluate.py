@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import Any
 
 # PyTorch's OpenMP threads spin 300000 times before they sleep: beside one other busy process that
-# stalls every op 2-3x (benchmarks/cpu_threads.py); 1000 spins cost nothing on a quiet machine.
+# made a training step 3-20x slower; 1000 spins cost 1.0-1.8x on a quiet machine, depending on
+# the machine (the reference's benchmarks/cpu_threads.py). The smaller worst case wins.
 # Set before torch loads libgomp; your own GOMP_SPINCOUNT or OMP_WAIT_POLICY wins.
 if "OMP_WAIT_POLICY" not in os.environ:
     os.environ.setdefault("GOMP_SPINCOUNT", "1000")

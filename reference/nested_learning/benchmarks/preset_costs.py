@@ -16,16 +16,9 @@ TFLOP/s: a planning number to check against a real run, stated with its assumpti
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
-
-# PyTorch's OpenMP threads spin 300000 times before they sleep: beside one other busy process that
-# stalls every op 2-3x (benchmarks/cpu_threads.py); 1000 spins cost nothing on a quiet machine.
-# Set before torch loads libgomp; your own GOMP_SPINCOUNT or OMP_WAIT_POLICY wins.
-if "OMP_WAIT_POLICY" not in os.environ:
-    os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 
 import torch
 

@@ -6,8 +6,9 @@ parameter counts), and our HOPE vs the PyPI package `nested-learning` 0.2.0.
 
 Each (model, sequence length) runs in a fresh process: one warm-up step, then timed training steps
 (forward + backward + AdamW), a constant 4096 tokens per step (batch = 4096 / length), 2 threads,
-CPU, plus the three models at 512 on 1 thread. One more untimed step per model counts its ATen
-calls, autograd nodes and FLOPs (:func:`count_ops`), so the table gives achieved GFLOP/s beside
+CPU, torch's OpenMP defaults (measure on a quiet machine; cpu_threads.py covers a busy one), plus
+the three models at 512 on 1 thread. One more untimed step per model counts its ATen calls,
+autograd nodes and FLOPs (:func:`count_ops`), so the table gives achieved GFLOP/s beside
 tokens/s: it shows whether a gap is arithmetic (FLOPs per token) or efficiency (GFLOP/s).
 The linear-cost check holds the batch fixed instead (HOPE, batch 2, every length): with a
 constant token budget the batch shrinks as the length grows, which slows every recurrent model per
@@ -33,12 +34,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-# PyTorch's OpenMP threads spin 300000 times before they sleep: beside one other busy process that
-# stalls every op 2-3x (benchmarks/cpu_threads.py); 1000 spins cost nothing on a quiet machine.
-# Set before torch loads libgomp; your own GOMP_SPINCOUNT or OMP_WAIT_POLICY wins.
-if "OMP_WAIT_POLICY" not in os.environ:
-    os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -109,8 +104,9 @@ def count_ops(loss_fn: Callable[[], Any], optimizer: Any) -> dict[str, int]:
     autograd nodes of its graph.
 
     ATen calls are counted below autograd: a dispatch mode sees forward, backward and optimizer
-    ops alike, and the ``detach`` autograd issues when it saves a tensor and unpacks it. FLOPs are ``torch.utils.flop_counter``'s: matmuls, convolutions and attention,
-    the ops that carry the arithmetic; GFLOP/s divides them by the timed steps' wall time.
+    ops alike, and the ``detach`` autograd issues when it saves a tensor and unpacks it. FLOPs are
+    ``torch.utils.flop_counter``'s: matmuls, convolutions and attention, the ops that carry the
+    arithmetic; GFLOP/s divides them by the timed steps' wall time.
     """
     from torch.utils._python_dispatch import TorchDispatchMode
     from torch.utils.flop_counter import FlopCounterMode
