@@ -126,10 +126,8 @@ class TitansConfig:
     #: exact DGD step keeps them in (alpha - 1, alpha]); needs dgd and no momentum, whose update
     #: is no longer this transition
     negative_eigenvalues: bool = False
-    #: True: the chunk writes' outer backward is hand-derived (core/chunk_write.py: the same
-    #: gradients, two autograd nodes per write instead of about a hundred); it is differentiable
-    #: once, so a model that differentiates the writes' backward again (second-order CMS through
-    #: the mixer) sets False
+    #: True: the writes' backward is hand-derived (core/chunk_write.py), differentiable once;
+    #: False for a second backward through the mixer (second-order CMS)
     fused_backward: bool = True
 
     def __post_init__(self) -> None:
@@ -343,19 +341,15 @@ class SelfModifyingTitans(nn.Module):
         if not c.writes:  # the static network: every chunk reads the initial state
             return state
         step = dgd_step_size(eta, k) if c.dgd and not c.negative_eigenvalues else eta
+        dgd, beta, fused = c.dgd, c.momentum_beta, c.fused_backward
 
         def run() -> FastWeights:
             grads = memory_chunk_grads(state.w1, state.w2, k, target, c.activation, read=read)
             if coef is not None:
-                return dgd_chunk_apply(
-                    state, k, grads, coef, beta=c.momentum_beta, fused=c.fused_backward
-                )
+                return dgd_chunk_apply(state, k, grads, coef, beta=beta, fused=fused)
             if not c.parallel_update:
-                return dgd_chunk_update_sequential(
-                    state, k, grads, step, alpha, dgd=c.dgd, beta=c.momentum_beta
-                )
-            fused, beta = c.fused_backward, c.momentum_beta
-            return dgd_chunk_update(state, k, grads, step, alpha, dgd=c.dgd, beta=beta, fused=fused)
+                return dgd_chunk_update_sequential(state, k, grads, step, alpha, dgd=dgd, beta=beta)
+            return dgd_chunk_update(state, k, grads, step, alpha, dgd=dgd, beta=beta, fused=fused)
 
         if not c.first_order:
             return run()
