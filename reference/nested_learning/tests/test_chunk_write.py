@@ -9,7 +9,7 @@ import pytest
 import torch
 from test_memory import DT, rand_chunk, rand_state
 
-from nested_learning.core.chunk_write import w1_write, w2_write
+from nested_learning.core.chunk_write import W1Inputs, W2Inputs, w1_write, w2_write
 from nested_learning.core.memory import MemoryGrads, dgd_chunk_update
 from nested_learning.core.titans import SelfModifyingTitans, TitansConfig
 
@@ -31,7 +31,7 @@ def test_w1_write_gradcheck(momentum: bool, g_shape: tuple[int, ...]) -> None:
     )
 
     def fn(*xs: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
-        return tuple(o for o in w1_write(*xs, 0.7) if o is not None)  # type: ignore[arg-type]
+        return tuple(o for o in w1_write(W1Inputs(*xs), 0.7) if o is not None)  # type: ignore[arg-type]
 
     assert torch.autograd.gradcheck(fn, (w1, m1, r, a, g, cc, s, q))
 
@@ -46,7 +46,8 @@ def test_w2_write_gradcheck(dgd: bool, momentum: bool) -> None:
     br = torch.rand(c, dtype=DT) if momentum else None
 
     def fn(*xs: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
-        return tuple(o for o in w2_write(*xs, br, 0.7) if o is not None)  # type: ignore[arg-type]
+        out = w2_write(W2Inputs(*xs, br), 0.7)  # type: ignore[arg-type]
+        return tuple(o for o in out if o is not None)
 
     assert torch.autograd.gradcheck(fn, (w2, m2, k, e, g, cc, dl, gl, gp, cp, solve, dkk))
 
@@ -80,10 +81,20 @@ def test_fused_write_equals_autograd_write(dgd: bool, momentum: bool, lead, k_le
 
 def test_a_second_backward_through_the_fused_write_raises() -> None:
     w1, r, a, g, s = _rand(3, 2), _rand(4, 3), _rand(4, 2), _rand(), _rand(4)
-    out, _ = w1_write(w1, None, r, a, g, None, s, None, 0.0)
+    out, _ = w1_write(W1Inputs(w1, None, r, a, g, None, s, None), 0.0)
     (grad,) = torch.autograd.grad(out.square().sum(), w1, create_graph=True)
     with pytest.raises(RuntimeError, match="once_differentiable"):
         grad.sum().backward()
+
+
+def _node_names(y: torch.Tensor) -> set[str]:
+    seen, todo = set(), [y.grad_fn]
+    while todo:
+        fn = todo.pop()
+        if fn is not None and fn not in seen:
+            seen.add(fn)
+            todo.extend(nxt for nxt, _ in fn.next_functions)
+    return {type(fn).__name__ for fn in seen}
 
 
 @pytest.mark.parametrize("momentum", [True, False])
@@ -96,8 +107,9 @@ def test_titans_mixer_gradients_equal_with_and_without_the_fused_write(momentum:
     plain.load_state_dict(fused.state_dict())
     x = torch.randn(2, 21, 16, dtype=DT)  # 21: a trailing partial chunk too
     grads = []
-    for mixer in (fused, plain):
+    for mixer, uses_it in ((fused, True), (plain, False)):
         y, _ = mixer(x)
+        assert ("_W2WriteBackward" in _node_names(y)) == uses_it
         grads.append(torch.autograd.grad(y.square().sum(), list(mixer.parameters())))
     for gf, gp in zip(*grads, strict=True):
         torch.testing.assert_close(gf, gp)

@@ -27,13 +27,54 @@ the writes' backward again (second-order CMS through the Titans mixer) writes wi
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-__all__ = ["w1_write", "w2_write"]
+__all__ = ["W1Inputs", "W2Inputs", "w1_write", "w2_write"]
+
+
+class W1Inputs(NamedTuple):
+    """The ``W1`` write's inputs (module docstring); the momentum fields are ``None`` without it.
+
+    Shapes (all broadcast): ``w1, m1 [..., d, h]``, ``r [..., C, d]``, ``a [..., C, h]``,
+    per-matrix ``g, c [...]``, per-token ``s, q [..., C]``.
+    """
+
+    w1: Tensor
+    m1: Tensor | None
+    r: Tensor
+    a: Tensor
+    g: Tensor
+    c: Tensor | None
+    s: Tensor
+    q: Tensor | None
+
+
+class W2Inputs(NamedTuple):
+    """The ``W2`` write's inputs (module docstring); momentum fields ``None`` without it,
+    ``solve, dkk`` ``None`` without the DGD term.
+
+    Shapes: ``w2, m2 [..., n, d]`` (``n`` rows: ``h``, or ``M*h`` for a folded stack),
+    ``k [..., C, d]``, ``e = diag(eta) U [..., C, n]``, per-matrix ``g, c [...]``, per-token
+    ``d, gl, gp, cp [..., C]``, ``solve, dkk [..., C, C]``, ``br [C]`` (a constant).
+    """
+
+    w2: Tensor
+    m2: Tensor | None
+    k: Tensor
+    e: Tensor
+    g: Tensor
+    c: Tensor | None
+    d: Tensor
+    gl: Tensor
+    gp: Tensor
+    cp: Tensor | None
+    solve: Tensor | None
+    dkk: Tensor | None
+    br: Tensor | None
 
 
 def _to(grad: Tensor | None, like: Tensor | None, needed: bool) -> Tensor | None:
@@ -51,37 +92,49 @@ def _row(v: Tensor) -> Tensor:  # per-token scalar [..., C] -> [..., C, 1]
     return v[..., None]
 
 
+def _w1_forward(x: W1Inputs, bn: float) -> tuple[Tensor, Tensor | None, Tensor, Tensor | None]:
+    """``(W1', S1')`` and the products the backward reuses (``diag(s) R``, ``diag(q) R``)."""
+    sr = _row(x.s) * x.r  # [..., C, d]
+    new_w1 = _mat(x.g) * x.w1 - sr.mT @ x.a
+    if x.m1 is None or x.c is None or x.q is None:
+        return new_w1, None, sr, None
+    qr = _row(x.q) * x.r
+    return new_w1 + _mat(x.c) * x.m1, bn * x.m1 - qr.mT @ x.a, sr, qr
+
+
+def _w2_forward(
+    x: W2Inputs, bn: float
+) -> tuple[Tensor, Tensor | None, Tensor, Tensor | None, Tensor | None]:
+    """``(W2', S2')`` and the products the backward reuses (``Z``, ``F``, ``rhs``)."""
+    z = -_row(x.d) * x.e  # [..., C, n]
+    f = rhs = None
+    if x.solve is not None and x.dkk is not None:
+        rhs = _row(x.gp) * (x.k @ x.w2.mT) - x.dkk @ x.e
+        if x.m2 is not None and x.cp is not None:
+            rhs = rhs + _row(x.cp) * (x.k @ x.m2.mT)
+        f = x.solve @ rhs
+        z = z + _row(x.gl) * f
+    new_w2 = _mat(x.g) * x.w2 + z.mT @ x.k
+    if x.m2 is None or x.c is None or x.br is None:
+        return new_w2, None, z, f, rhs
+    new_m2 = bn * x.m2 - (_row(x.br) * x.e).mT @ x.k
+    return new_w2 + _mat(x.c) * x.m2, new_m2, z, f, rhs
+
+
 class _W1Write(torch.autograd.Function):
     @staticmethod
-    def forward(
-        ctx: Any,
-        w1: Tensor,
-        m1: Tensor | None,
-        r: Tensor,
-        a: Tensor,
-        g: Tensor,
-        c: Tensor | None,
-        s: Tensor,
-        q: Tensor | None,
-        bn: float,
-    ) -> tuple[Tensor, Tensor | None]:
+    def forward(ctx: Any, bn: float, *inputs: Tensor | None) -> tuple[Tensor, Tensor | None]:
         ctx.set_materialize_grads(False)
-        sr = _row(s) * r  # [..., C, d]
-        new_w1 = _mat(g) * w1 - sr.mT @ a
-        new_m1 = qr = None
-        if m1 is not None and c is not None and q is not None:
-            new_w1 = new_w1 + _mat(c) * m1
-            qr = _row(q) * r
-            new_m1 = bn * m1 - qr.mT @ a
+        new_w1, new_m1, sr, qr = _w1_forward(W1Inputs(*inputs), bn)  # type: ignore[arg-type]
         ctx.bn = bn
-        ctx.save_for_backward(w1, m1, r, a, g, c, s, q, sr, qr)
+        ctx.save_for_backward(*inputs, sr, qr)
         return new_w1, new_m1
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, gw: Tensor | None, gm: Tensor | None) -> tuple[Tensor | None, ...]:
-        w1, m1, r, a, g, c, s, q, sr, qr = ctx.saved_tensors
-        need = ctx.needs_input_grad
+        *inputs, sr, qr = ctx.saved_tensors
+        w1, m1, r, a, g, c, s, q = inputs
         dw1 = dm1 = dr = da = dg = dc = ds = dq = None
         if gw is not None:
             dw1, dg = _mat(g) * gw, (gw * w1).sum((-2, -1))
@@ -96,72 +149,24 @@ class _W1Write(torch.autograd.Function):
             dr = _row(q) * d_qr if dr is None else dr + _row(q) * d_qr
             dq = (d_qr * r).sum(-1)
         grads = (dw1, dm1, dr, da, dg, dc, ds, dq)
-        likes = (w1, m1, r, a, g, c, s, q)
-        return (*(_to(d, x, n) for d, x, n in zip(grads, likes, need, strict=False)), None)
-
-
-def w1_write(
-    w1: Tensor,
-    m1: Tensor | None,
-    r: Tensor,
-    a: Tensor,
-    g: Tensor,
-    c: Tensor | None,
-    s: Tensor,
-    q: Tensor | None,
-    bn: float,
-) -> tuple[Tensor, Tensor | None]:
-    """``(W1', S1')`` of one chunk (module docstring), with the hand-derived backward.
-
-    Shapes: ``w1, m1 [..., d, h]``, ``r [..., C, d]``, ``a [..., C, h]``, per-matrix scalars
-    ``g, c [...]``, per-token ``s, q [..., C]`` (all broadcast); ``bn = beta^C``. Without
-    momentum ``m1, c, q`` are ``None`` and so is ``S1'``.
-    """
-    out: tuple[Tensor, Tensor | None] = _W1Write.apply(w1, m1, r, a, g, c, s, q, bn)
-    return out
+        need = ctx.needs_input_grad[1:]
+        return (None, *(_to(d, x, n) for d, x, n in zip(grads, inputs, need, strict=True)))
 
 
 class _W2Write(torch.autograd.Function):
     @staticmethod
-    def forward(
-        ctx: Any,
-        w2: Tensor,
-        m2: Tensor | None,
-        k: Tensor,
-        e: Tensor,
-        g: Tensor,
-        c: Tensor | None,
-        d: Tensor,
-        gl: Tensor,
-        gp: Tensor,
-        cp: Tensor | None,
-        solve: Tensor | None,
-        dkk: Tensor | None,
-        br: Tensor | None,
-        bn: float,
-    ) -> tuple[Tensor, Tensor | None]:
+    def forward(ctx: Any, bn: float, *inputs: Tensor | None) -> tuple[Tensor, Tensor | None]:
         ctx.set_materialize_grads(False)
-        z = -_row(d) * e  # [..., C, n]
-        f = rhs = None
-        if solve is not None and dkk is not None:
-            rhs = _row(gp) * (k @ w2.mT) - dkk @ e
-            if m2 is not None and cp is not None:
-                rhs = rhs + _row(cp) * (k @ m2.mT)
-            f = solve @ rhs
-            z = z + _row(gl) * f
-        new_w2 = _mat(g) * w2 + z.mT @ k
-        new_m2 = None
-        if m2 is not None and c is not None and br is not None:
-            new_w2 = new_w2 + _mat(c) * m2
-            new_m2 = bn * m2 - (_row(br) * e).mT @ k
+        new_w2, new_m2, z, f, rhs = _w2_forward(W2Inputs(*inputs), bn)  # type: ignore[arg-type]
         ctx.bn = bn
-        ctx.save_for_backward(w2, m2, k, e, g, c, d, gl, gp, cp, solve, dkk, br, z, f, rhs)
+        ctx.save_for_backward(*inputs, z, f, rhs)
         return new_w2, new_m2
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, gw: Tensor | None, gm: Tensor | None) -> tuple[Tensor | None, ...]:
-        w2, m2, k, e, g, c, d, gl, gp, cp, solve, dkk, br, z, f, rhs = ctx.saved_tensors
+        *inputs, z, f, rhs = ctx.saved_tensors
+        w2, m2, k, e, g, c, d, gl, gp, cp, solve, dkk, br = inputs
         dw2 = dm2 = dk = de = dg = dc = dd = dgl = dgp = dcp = dsolve = ddkk = None
         if gm is not None and m2 is not None:
             bre = _row(br) * e
@@ -185,36 +190,24 @@ class _W2Write(torch.autograd.Function):
                 if m2 is not None and cp is not None:
                     dcp, dks = (drhs * (k @ m2.mT)).sum(-1), _row(cp) * drhs
                     dk, dm2 = dk + dks @ m2, dm2 + dks.mT @ k
-        grads = (dw2, dm2, dk, de, dg, dc, dd, dgl, dgp, dcp, dsolve, ddkk)
-        likes = (w2, m2, k, e, g, c, d, gl, gp, cp, solve, dkk)
-        need = ctx.needs_input_grad
-        return (*(_to(x, y, n) for x, y, n in zip(grads, likes, need, strict=False)), None, None)
+        grads = (dw2, dm2, dk, de, dg, dc, dd, dgl, dgp, dcp, dsolve, ddkk, None)  # br: constant
+        need = ctx.needs_input_grad[1:]
+        return (None, *(_to(x, y, n) for x, y, n in zip(grads, inputs, need, strict=True)))
 
 
-def w2_write(
-    w2: Tensor,
-    m2: Tensor | None,
-    k: Tensor,
-    e: Tensor,
-    g: Tensor,
-    c: Tensor | None,
-    d: Tensor,
-    gl: Tensor,
-    gp: Tensor,
-    cp: Tensor | None,
-    solve: Tensor | None,
-    dkk: Tensor | None,
-    br: Tensor | None,
-    bn: float,
-) -> tuple[Tensor, Tensor | None]:
-    """``(W2', S2')`` of one chunk (module docstring), with the hand-derived backward.
+def w1_write(x: W1Inputs, bn: float, fused: bool = True) -> tuple[Tensor, Tensor | None]:
+    """``(W1', S1')`` of one chunk (module docstring); ``bn = beta^C``. ``fused`` (and a graph
+    being recorded): the hand-derived backward; else plain autograd. ``S1'`` is ``None``
+    without momentum."""
+    if fused and torch.is_grad_enabled():
+        out: tuple[Tensor, Tensor | None] = _W1Write.apply(bn, *x)
+        return out
+    return _w1_forward(x, bn)[:2]
 
-    Shapes: ``w2, m2 [..., n, d]`` (``n`` rows: ``h``, or ``M*h`` for a folded stack),
-    ``k [..., C, d]``, ``e = diag(eta) U [..., C, n]``, per-matrix ``g, c [...]``, per-token
-    ``d, gl, gp, cp, br [..., C]``, ``solve, dkk [..., C, C]`` (``None`` without the DGD term);
-    ``bn = beta^C``. Without momentum ``m2, c, cp, br`` are ``None`` and so is ``S2'``.
-    """
-    out: tuple[Tensor, Tensor | None] = _W2Write.apply(
-        w2, m2, k, e, g, c, d, gl, gp, cp, solve, dkk, br, bn
-    )
-    return out
+
+def w2_write(x: W2Inputs, bn: float, fused: bool = True) -> tuple[Tensor, Tensor | None]:
+    """``(W2', S2')`` of one chunk, as :func:`w1_write`."""
+    if fused and torch.is_grad_enabled():
+        out: tuple[Tensor, Tensor | None] = _W2Write.apply(bn, *x)
+        return out
+    return _w2_forward(x, bn)[:2]

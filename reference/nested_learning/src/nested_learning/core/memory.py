@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .chunk_write import w1_write, w2_write
+from .chunk_write import W1Inputs, W2Inputs, w1_write, w2_write
 
 __all__ = [
     "ACTIVATIONS",
@@ -392,7 +392,7 @@ def dgd_chunk_apply(
     # e = diag(eta) U with the stack's rows side by side: [..., C, (M*)h]
     e = per_mem(eta)[..., None] * u
     e = e.movedim(-3, -2).flatten(-2) if fold else e
-    args1 = (
+    x1 = W1Inputs(
         w1,
         m1,
         r,
@@ -401,9 +401,8 @@ def dgd_chunk_apply(
         None if c_last is None else (c_last.unsqueeze(-1) if fold else c_last),
         per_mem(coef.d_last * eta),
         per_mem(b_rev * eta) if momentum else None,
-        beta**n,
     )
-    args2 = (
+    x2 = W2Inputs(
         mat(w2),
         None if m2 is None else mat(m2),
         k,
@@ -417,60 +416,10 @@ def dgd_chunk_apply(
         coef.solve,
         coef.d_kk,
         b_rev if momentum else None,
-        beta**n,
     )
-    if fused and torch.is_grad_enabled():
-        (new_w1, new_m1), (new_w2, new_m2) = w1_write(*args1), w2_write(*args2)
-    else:
-        (new_w1, new_m1), (new_w2, new_m2) = _w1_write_autograd(*args1), _w2_write_autograd(*args2)
+    new_w1, new_m1 = w1_write(x1, beta**n, fused)
+    new_w2, new_m2 = w2_write(x2, beta**n, fused)
     return FastWeights(new_w1, unmat(new_w2), new_m1, None if new_m2 is None else unmat(new_m2))
-
-
-def _w1_write_autograd(
-    w1: Tensor,
-    m1: Tensor | None,
-    r: Tensor,
-    a: Tensor,
-    g: Tensor,
-    c: Tensor | None,
-    s: Tensor,
-    q: Tensor | None,
-    bn: float,
-) -> tuple[Tensor, Tensor | None]:
-    """:func:`~nested_learning.core.chunk_write.w1_write` in plain ops (autograd's backward)."""
-    new_w1 = g[..., None, None] * w1 - (s[..., None] * r).mT @ a
-    if m1 is None or c is None or q is None:
-        return new_w1, None
-    return new_w1 + c[..., None, None] * m1, bn * m1 - (q[..., None] * r).mT @ a
-
-
-def _w2_write_autograd(
-    w2: Tensor,
-    m2: Tensor | None,
-    k: Tensor,
-    e: Tensor,
-    g: Tensor,
-    c: Tensor | None,
-    d: Tensor,
-    gl: Tensor,
-    gp: Tensor,
-    cp: Tensor | None,
-    solve: Tensor | None,
-    dkk: Tensor | None,
-    br: Tensor | None,
-    bn: float,
-) -> tuple[Tensor, Tensor | None]:
-    """:func:`~nested_learning.core.chunk_write.w2_write` in plain ops (autograd's backward)."""
-    z = -d[..., None] * e  # new W2 = g W2 + c S2 + z^T K
-    if solve is not None and dkk is not None:
-        rhs = gp[..., None] * (k @ w2.mT) - dkk @ e
-        if m2 is not None and cp is not None:
-            rhs = rhs + cp[..., None] * (k @ m2.mT)
-        z = z + gl[..., None] * (solve @ rhs)
-    new_w2 = g[..., None, None] * w2 + z.mT @ k
-    if m2 is None or c is None or br is None:
-        return new_w2, None
-    return new_w2 + c[..., None, None] * m2, bn * m2 - (br[..., None] * e).mT @ k
 
 
 def matrix_memory_dgd_dot(s: Tensor, k: Tensor, v: Tensor, eta: Tensor, alpha: Tensor) -> Tensor:
