@@ -1,10 +1,11 @@
 """The closed-form chunk write of :mod:`nested_learning.core.memory` with a hand-derived backward.
 
-Autograd records the chunk write (:func:`~nested_learning.core.memory.dgd_chunk_apply`) as about
-a hundred small nodes (broadcasts, views, products); the outer backward through every chunk's
-write walks them all. Here the write is two :class:`torch.autograd.Function` s, one per weight
-matrix, whose backward is a handful of batched matmuls (docs/ALGORITHMS.md, "The chunk write's
-backward"). Values and gradients equal the autograd path (tested in float64 with ``gradcheck``).
+Autograd records the chunk write (:func:`~nested_learning.core.memory.dgd_chunk_apply`) as
+dozens of small nodes (broadcasts, views, products; a 1-layer small HOPE step at 512 x 2 has
+11.3k nodes with them, 7.4k with this module: about 80 fewer per write); the outer backward
+through every chunk's write walks them all. Here the write is two
+:class:`torch.autograd.Function` s, one per weight matrix, whose backward is a handful of batched
+matmuls (docs/ALGORITHMS.md, "The chunk write's backward"). Values and gradients equal the autograd path (tested in float64 with ``gradcheck``).
 
 Forward, for one chunk of ``C`` tokens (all vectors per token; ``diag`` scales rows):
 

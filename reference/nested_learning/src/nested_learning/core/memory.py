@@ -369,7 +369,7 @@ def dgd_chunk_apply(
     share ``k [..., C, d]`` and ``coef`` (leading dims without the stack).
 
     ``fused``: when a graph is recorded, write through :mod:`nested_learning.core.chunk_write`
-    (same values, a hand-derived backward: two autograd nodes instead of about a hundred, but
+    (same values, a hand-derived backward: two autograd nodes instead of dozens, but
     differentiable once); ``False``: plain autograd, which can be differentiated twice.
     """
     w1, w2, m1, m2 = state
