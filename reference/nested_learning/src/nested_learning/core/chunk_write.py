@@ -5,7 +5,8 @@ dozens of small nodes (broadcasts, views, products; a 1-layer small HOPE step at
 11.3k nodes with them, 7.4k with this module: about 80 fewer per write); the outer backward
 through every chunk's write walks them all. Here the write is two
 :class:`torch.autograd.Function` s, one per weight matrix, whose backward is a handful of batched
-matmuls (docs/ALGORITHMS.md, "The chunk write's backward"). Values and gradients equal the autograd path (tested in float64 with ``gradcheck``).
+matmuls (docs/ALGORITHMS.md, "The chunk write's backward"). Values and gradients equal the
+autograd path (tested in float64 with ``gradcheck``).
 
 Forward, for one chunk of ``C`` tokens (all vectors per token; ``diag`` scales rows):
 
