@@ -22,12 +22,13 @@ def _rand(*shape: int) -> torch.Tensor:
 
 @pytest.mark.parametrize("momentum", [True, False])
 @pytest.mark.parametrize("g_shape", [(2, 3), (2, 1)])  # per matrix, or broadcast over a stack
-def test_w1_write_gradcheck(momentum: bool, g_shape: tuple[int, ...]) -> None:
+@pytest.mark.parametrize("w_lead", [(2, 3), (1, 3)])  # per sequence, or shared (initial state)
+def test_w1_write_gradcheck(momentum: bool, g_shape: tuple[int, ...], w_lead) -> None:
     c, d, h = 4, 3, 2
-    w1, r, a = _rand(2, 3, d, h), _rand(2, 3, c, d), _rand(2, 3, c, h)
+    w1, r, a = _rand(*w_lead, d, h), _rand(2, 3, c, d), _rand(2, 3, c, h)
     g, s = _rand(*g_shape), _rand(*g_shape, c)
     m1, cc, q = (
-        (_rand(2, 3, d, h), _rand(*g_shape), _rand(*g_shape, c)) if momentum else (None,) * 3
+        (_rand(*w_lead, d, h), _rand(*g_shape), _rand(*g_shape, c)) if momentum else (None,) * 3
     )
 
     def fn(*xs: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
@@ -37,12 +38,13 @@ def test_w1_write_gradcheck(momentum: bool, g_shape: tuple[int, ...]) -> None:
 
 
 @pytest.mark.parametrize("dgd,momentum", FLAGS)
-def test_w2_write_gradcheck(dgd: bool, momentum: bool) -> None:
+@pytest.mark.parametrize("w_lead", [(2,), (1,)])  # per sequence, or shared (initial state)
+def test_w2_write_gradcheck(dgd: bool, momentum: bool, w_lead) -> None:
     c, d, n = 4, 3, 5
-    w2, k, e = _rand(2, n, d), _rand(2, c, d), _rand(2, c, n)
+    w2, k, e = _rand(*w_lead, n, d), _rand(2, c, d), _rand(2, c, n)
     g, dl, gl, gp = _rand(2), _rand(2, c), _rand(2, c), _rand(2, c)
     solve, dkk = (_rand(2, c, c), _rand(2, c, c)) if dgd else (None, None)
-    m2, cc, cp = (_rand(2, n, d), _rand(2), _rand(2, c)) if momentum else (None,) * 3
+    m2, cc, cp = (_rand(*w_lead, n, d), _rand(2), _rand(2, c)) if momentum else (None,) * 3
     br = torch.rand(c, dtype=DT) if momentum else None
 
     def fn(*xs: torch.Tensor | None) -> tuple[torch.Tensor, ...]:

@@ -2,11 +2,12 @@
 
 Autograd records the chunk write (:func:`~nested_learning.core.memory.dgd_chunk_apply`) as
 dozens of small nodes (broadcasts, views, products; a 1-layer small HOPE step at 512 x 2 has
-11.3k nodes with them, 7.4k with this module: about 80 fewer per write); the outer backward
+10.0k nodes with them, 7.2k with this module: about 58 fewer per write); the outer backward
 through every chunk's write walks them all. Here the write is two
 :class:`torch.autograd.Function` s, one per weight matrix, whose backward is a handful of batched
 matmuls (docs/ALGORITHMS.md, "The chunk write's backward"). Values and gradients equal the
-autograd path (tested in float64 with ``gradcheck``).
+autograd path (tested in float64 with ``gradcheck``). Both paths fold the leading dims into one
+batch dim first (:class:`_Fold`), so each product is a single ``bmm`` / ``baddbmm`` call.
 
 Forward, for one chunk of ``C`` tokens (all vectors per token; ``diag`` scales rows):
 
@@ -29,7 +30,7 @@ the writes' backward again (second-order CMS through the Titans mixer) writes wi
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import torch
 from torch import Tensor
@@ -79,122 +80,198 @@ class W2Inputs(NamedTuple):
     br: Tensor | None
 
 
-def _to(grad: Tensor | None, like: Tensor | None, needed: bool) -> Tensor | None:
-    """``grad`` summed over the dims that ``like`` broadcast (None if not needed)."""
-    if grad is None or like is None or not needed:
-        return None
-    return grad if grad.shape == like.shape else grad.sum_to_size(like.shape)
+_Inputs = TypeVar("_Inputs", W1Inputs, W2Inputs)
+
+#: how each input folds (:class:`_Fold`): a matrix, a per-token scalar, a per-matrix scalar
+_W1_KINDS = ("mat", "mat", "mat", "mat", "one", "one", "row", "row")
+_W2_KINDS = (
+    "mat",
+    "mat",
+    "mat",
+    "mat",
+    "one",
+    "one",
+    "row",
+    "row",
+    "row",
+    "row",
+    "mat",
+    "mat",
+    "row",
+)
+_CORE = {"mat": 2, "row": 1, "one": 0}  # trailing dims that are not leading dims
 
 
-def _mat(v: Tensor) -> Tensor:  # per-matrix scalar [...] -> [..., 1, 1]
-    return v[..., None, None]
+class _Fold:
+    """The write's leading dims ``lead`` (all inputs broadcast to them) folded into one batch dim
+    ``N``: every product is then one ``bmm`` and every ``x + y @ z`` one ``baddbmm``, instead of
+    the expand / reshape / bmm / view chain that ``matmul`` issues for each product of 4-D or
+    5-D operands. Matrices fold to ``[N, a, b]``, per-token scalars ``[..., C]`` to ``[N, C, 1]``,
+    per-matrix scalars ``[...]`` to ``[N, 1, 1]``."""
+
+    def __init__(self, inputs: tuple[Tensor | None, ...], kinds: tuple[str, ...]) -> None:
+        shapes = [
+            t.shape[: t.ndim - _CORE[k]]
+            for t, k in zip(inputs, kinds, strict=True)
+            if t is not None
+        ]
+        self.lead: torch.Size = torch.broadcast_shapes(*shapes)  # type: ignore[no-untyped-call]
+        self.kinds = kinds
+
+    def fold(self, t: Tensor | None, kind: str) -> Tensor | None:
+        if t is None:
+            return None
+        m = t if kind == "mat" else t.unsqueeze(-1) if kind == "row" else t.view(*t.shape, 1, 1)
+        if m.shape[:-2] != self.lead:
+            m = m.expand(*self.lead, *m.shape[-2:])
+        return m.reshape(-1, *m.shape[-2:])
+
+    def fold_all(self, x: _Inputs) -> _Inputs:
+        return type(x)._make(self.fold(t, k) for t, k in zip(x, self.kinds, strict=True))
+
+    def unfold(self, t: Tensor | None) -> Tensor | None:  # an output [N, a, b] -> [*lead, a, b]
+        return None if t is None else t.reshape(*self.lead, *t.shape[-2:])
+
+    def grads(
+        self,
+        grads: tuple[Tensor | None, ...],
+        shapes: list[torch.Size | None],
+        needed: tuple[bool, ...],
+    ) -> list[Tensor | None]:
+        """Folded gradients back to each input's ``shapes`` (summed over the dims it broadcast)."""
+        out: list[Tensor | None] = []
+        for g, shape, kind, need in zip(grads, shapes, self.kinds, needed, strict=True):
+            if g is None or shape is None or not need:
+                out.append(None)
+                continue
+            g = g.reshape((*self.lead, *shape[len(shape) - _CORE[kind] :]))
+            out.append(g if g.shape == shape else g.sum_to_size(shape))
+        return out
 
 
-def _row(v: Tensor) -> Tensor:  # per-token scalar [..., C] -> [..., C, 1]
-    return v[..., None]
+def _rowsum(x: Tensor, y: Tensor) -> Tensor:  # per-token sum of x * y: [N, C, m] -> [N, C, 1]
+    return (x * y).sum(-1, keepdim=True)
+
+
+def _matsum(x: Tensor, y: Tensor) -> Tensor:  # per-matrix sum of x * y: [N, a, b] -> [N, 1, 1]
+    return (x * y).sum((-2, -1), keepdim=True)
 
 
 def _w1_forward(x: W1Inputs, bn: float) -> tuple[Tensor, Tensor | None, Tensor, Tensor | None]:
-    """``(W1', S1')`` and the products the backward reuses (``diag(s) R``, ``diag(q) R``)."""
-    sr = _row(x.s) * x.r  # [..., C, d]
-    new_w1 = _mat(x.g) * x.w1 - sr.mT @ x.a
+    """``(W1', S1')`` on folded inputs and the products the backward reuses (``diag(s) R``,
+    ``diag(q) R``)."""
+    sr = x.s * x.r  # [N, C, d]
+    base = x.g * x.w1
     if x.m1 is None or x.c is None or x.q is None:
-        return new_w1, None, sr, None
-    qr = _row(x.q) * x.r
-    return new_w1 + _mat(x.c) * x.m1, bn * x.m1 - qr.mT @ x.a, sr, qr
+        return torch.baddbmm(base, sr.mT, x.a, alpha=-1), None, sr, None
+    new_w1 = torch.baddbmm(torch.addcmul(base, x.c, x.m1), sr.mT, x.a, alpha=-1)
+    qr = x.q * x.r
+    return new_w1, torch.baddbmm(x.m1, qr.mT, x.a, beta=bn, alpha=-1), sr, qr
 
 
-def _w2_forward(
-    x: W2Inputs, bn: float
-) -> tuple[Tensor, Tensor | None, Tensor, Tensor | None, Tensor | None]:
-    """``(W2', S2')`` and the products the backward reuses (``Z``, ``F``, ``rhs``)."""
-    z = -_row(x.d) * x.e  # [..., C, n]
-    f = rhs = None
+_W2Saved = tuple[Tensor, Tensor | None, Tensor | None, Tensor | None, Tensor | None]
+
+
+def _w2_forward(x: W2Inputs, bn: float) -> tuple[Tensor, Tensor | None, _W2Saved]:
+    """``(W2', S2')`` on folded inputs and the products the backward reuses (``Z``, ``F``,
+    ``rhs``, ``K W2^T``, ``K S2^T``)."""
+    z = -x.d * x.e  # [N, C, n]
+    f = rhs = kw = km = None
     if x.solve is not None and x.dkk is not None:
-        rhs = _row(x.gp) * (x.k @ x.w2.mT) - x.dkk @ x.e
+        kw = torch.bmm(x.k, x.w2.mT)
+        rhs = torch.baddbmm(x.gp * kw, x.dkk, x.e, alpha=-1)
         if x.m2 is not None and x.cp is not None:
-            rhs = rhs + _row(x.cp) * (x.k @ x.m2.mT)
-        f = x.solve @ rhs
-        z = z + _row(x.gl) * f
-    new_w2 = _mat(x.g) * x.w2 + z.mT @ x.k
+            km = torch.bmm(x.k, x.m2.mT)
+            rhs = torch.addcmul(rhs, x.cp, km)
+        f = torch.bmm(x.solve, rhs)
+        z = torch.addcmul(z, x.gl, f)
+    base = x.g * x.w2
+    saved = (z, f, rhs, kw, km)
     if x.m2 is None or x.c is None or x.br is None:
-        return new_w2, None, z, f, rhs
-    new_m2 = bn * x.m2 - (_row(x.br) * x.e).mT @ x.k
-    return new_w2 + _mat(x.c) * x.m2, new_m2, z, f, rhs
+        return torch.baddbmm(base, z.mT, x.k), None, saved
+    new_w2 = torch.baddbmm(torch.addcmul(base, x.c, x.m2), z.mT, x.k)
+    new_m2 = torch.baddbmm(x.m2, (x.br * x.e).mT, x.k, beta=bn, alpha=-1)
+    return new_w2, new_m2, saved
 
 
 class _W1Write(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, bn: float, *inputs: Tensor | None) -> tuple[Tensor, Tensor | None]:
         ctx.set_materialize_grads(False)
-        new_w1, new_m1, sr, qr = _w1_forward(W1Inputs(*inputs), bn)  # type: ignore[arg-type]
-        ctx.bn = bn
-        ctx.save_for_backward(*inputs, sr, qr)
-        return new_w1, new_m1
+        fold = _Fold(inputs, _W1_KINDS)
+        folded = fold.fold_all(W1Inputs(*inputs))  # type: ignore[arg-type]
+        new_w1, new_m1, sr, qr = _w1_forward(folded, bn)
+        ctx.bn, ctx.fold, ctx.inputs = bn, fold, [None if t is None else t.shape for t in inputs]
+        ctx.save_for_backward(*folded, sr, qr)
+        return fold.unfold(new_w1), fold.unfold(new_m1)  # type: ignore[return-value]
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, gw: Tensor | None, gm: Tensor | None) -> tuple[Tensor | None, ...]:
         *inputs, sr, qr = ctx.saved_tensors
         w1, m1, r, a, g, c, s, q = inputs
+        fold, bn = ctx.fold, ctx.bn
+        gw, gm = (None if t is None else t.reshape(-1, *t.shape[-2:]) for t in (gw, gm))
         dw1 = dm1 = dr = da = dg = dc = ds = dq = None
         if gw is not None:
-            dw1, dg = _mat(g) * gw, (gw * w1).sum((-2, -1))
-            d_sr = -(a @ gw.mT)  # [..., C, d]
-            da, dr, ds = -(sr @ gw), _row(s) * d_sr, (d_sr * r).sum(-1)
+            dw1, dg = g * gw, _matsum(gw, w1)
+            d_sr = torch.bmm(a, gw.mT).neg_()  # dL/d(diag(s) R) [N, C, d]
+            da, dr, ds = torch.bmm(sr, gw).neg_(), s * d_sr, _rowsum(d_sr, r)
             if m1 is not None:
-                dm1, dc = _mat(c) * gw, (gw * m1).sum((-2, -1))
+                dm1, dc = c * gw, _matsum(gw, m1)
         if gm is not None and m1 is not None:
-            dm1 = ctx.bn * gm if dm1 is None else dm1 + ctx.bn * gm
-            d_qr = -(a @ gm.mT)
-            da = -(qr @ gm) if da is None else da - qr @ gm
-            dr = _row(q) * d_qr if dr is None else dr + _row(q) * d_qr
-            dq = (d_qr * r).sum(-1)
+            dm1 = bn * gm if dm1 is None else torch.add(dm1, gm, alpha=bn)
+            d_qr = torch.bmm(a, gm.mT).neg_()
+            da = torch.bmm(qr, gm).neg_() if da is None else torch.baddbmm(da, qr, gm, alpha=-1)
+            dr = q * d_qr if dr is None else torch.addcmul(dr, q, d_qr)
+            dq = _rowsum(d_qr, r)
         grads = (dw1, dm1, dr, da, dg, dc, ds, dq)
-        need = ctx.needs_input_grad[1:]
-        return (None, *(_to(d, x, n) for d, x, n in zip(grads, inputs, need, strict=True)))
+        return (None, *fold.grads(grads, ctx.inputs, ctx.needs_input_grad[1:]))
 
 
 class _W2Write(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, bn: float, *inputs: Tensor | None) -> tuple[Tensor, Tensor | None]:
         ctx.set_materialize_grads(False)
-        new_w2, new_m2, z, f, rhs = _w2_forward(W2Inputs(*inputs), bn)  # type: ignore[arg-type]
-        ctx.bn = bn
-        ctx.save_for_backward(*inputs, z, f, rhs)
-        return new_w2, new_m2
+        fold = _Fold(inputs, _W2_KINDS)
+        folded = fold.fold_all(W2Inputs(*inputs))  # type: ignore[arg-type]
+        new_w2, new_m2, saved = _w2_forward(folded, bn)
+        ctx.bn, ctx.fold, ctx.inputs = bn, fold, [None if t is None else t.shape for t in inputs]
+        ctx.save_for_backward(*folded, *saved)
+        return fold.unfold(new_w2), fold.unfold(new_m2)  # type: ignore[return-value]
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, gw: Tensor | None, gm: Tensor | None) -> tuple[Tensor | None, ...]:
-        *inputs, z, f, rhs = ctx.saved_tensors
+        *inputs, z, f, rhs, kw, km = ctx.saved_tensors
         w2, m2, k, e, g, c, d, gl, gp, cp, solve, dkk, br = inputs
+        fold, bn = ctx.fold, ctx.bn
+        gw, gm = (None if t is None else t.reshape(-1, *t.shape[-2:]) for t in (gw, gm))
         dw2 = dm2 = dk = de = dg = dc = dd = dgl = dgp = dcp = dsolve = ddkk = None
         if gm is not None and m2 is not None:
-            bre = _row(br) * e
-            dm2, dk, de = ctx.bn * gm, -(bre @ gm), -_row(br) * (k @ gm.mT)
+            dm2, dk = bn * gm, torch.bmm(br * e, gm).neg_()
+            de = (br * torch.bmm(k, gm.mT)).neg_()
         if gw is not None:
-            dg, dw2 = (gw * w2).sum((-2, -1)), _mat(g) * gw
+            dg, dw2 = _matsum(gw, w2), g * gw
             if m2 is not None:
-                dc = (gw * m2).sum((-2, -1))
-                dm2 = _mat(c) * gw if dm2 is None else dm2 + _mat(c) * gw
-            dz = k @ gw.mT  # [..., C, n]
-            dk = z @ gw if dk is None else dk + z @ gw
-            dd = -(dz * e).sum(-1)
-            de_z = -_row(d) * dz
-            de = de_z if de is None else de + de_z
-            if f is not None and rhs is not None:
-                df = _row(gl) * dz
-                dgl, dsolve, drhs = (dz * f).sum(-1), df @ rhs.mT, solve.mT @ df
-                dgp, ddkk, de = (drhs * (k @ w2.mT)).sum(-1), -(drhs @ e.mT), de - dkk.mT @ drhs
-                dkw = _row(gp) * drhs  # d(K W2^T)
-                dk, dw2 = dk + dkw @ w2, dw2 + dkw.mT @ k
-                if m2 is not None and cp is not None:
-                    dcp, dks = (drhs * (k @ m2.mT)).sum(-1), _row(cp) * drhs
-                    dk, dm2 = dk + dks @ m2, dm2 + dks.mT @ k
+                dc = _matsum(gw, m2)
+                dm2 = c * gw if dm2 is None else torch.addcmul(dm2, c, gw)
+            dz = torch.bmm(k, gw.mT)  # [N, C, n]
+            dk = torch.bmm(z, gw) if dk is None else torch.baddbmm(dk, z, gw)
+            dd = _rowsum(dz, e).neg_()
+            de = (d * dz).neg_() if de is None else torch.addcmul(de, d, dz, value=-1)
+            if f is not None and rhs is not None and kw is not None:
+                df = gl * dz
+                dgl, dsolve, drhs = _rowsum(dz, f), torch.bmm(df, rhs.mT), torch.bmm(solve.mT, df)
+                dgp, ddkk = _rowsum(drhs, kw), torch.bmm(drhs, e.mT).neg_()
+                de = torch.baddbmm(de, dkk.mT, drhs, alpha=-1)
+                dkw = gp * drhs  # d(K W2^T)
+                dk, dw2 = torch.baddbmm(dk, dkw, w2), torch.baddbmm(dw2, dkw.mT, k)
+                if m2 is not None and cp is not None and km is not None and dm2 is not None:
+                    dcp, dks = _rowsum(drhs, km), cp * drhs
+                    dk, dm2 = torch.baddbmm(dk, dks, m2), torch.baddbmm(dm2, dks.mT, k)
         grads = (dw2, dm2, dk, de, dg, dc, dd, dgl, dgp, dcp, dsolve, ddkk, None)  # br: constant
-        need = ctx.needs_input_grad[1:]
-        return (None, *(_to(x, y, n) for x, y, n in zip(grads, inputs, need, strict=True)))
+        return (None, *fold.grads(grads, ctx.inputs, ctx.needs_input_grad[1:]))
 
 
 def w1_write(x: W1Inputs, bn: float, fused: bool = True) -> tuple[Tensor, Tensor | None]:
@@ -204,7 +281,9 @@ def w1_write(x: W1Inputs, bn: float, fused: bool = True) -> tuple[Tensor, Tensor
     if fused and torch.is_grad_enabled():
         out: tuple[Tensor, Tensor | None] = _W1Write.apply(bn, *x)
         return out
-    return _w1_forward(x, bn)[:2]
+    fold = _Fold(x, _W1_KINDS)
+    new_w1, new_m1 = _w1_forward(fold.fold_all(x), bn)[:2]
+    return fold.unfold(new_w1), fold.unfold(new_m1)  # type: ignore[return-value]
 
 
 def w2_write(x: W2Inputs, bn: float, fused: bool = True) -> tuple[Tensor, Tensor | None]:
@@ -212,4 +291,6 @@ def w2_write(x: W2Inputs, bn: float, fused: bool = True) -> tuple[Tensor, Tensor
     if fused and torch.is_grad_enabled():
         out: tuple[Tensor, Tensor | None] = _W2Write.apply(bn, *x)
         return out
-    return _w2_forward(x, bn)[:2]
+    fold = _Fold(x, _W2_KINDS)
+    new_w2, new_m2 = _w2_forward(fold.fold_all(x), bn)[:2]
+    return fold.unfold(new_w2), fold.unfold(new_m2)  # type: ignore[return-value]

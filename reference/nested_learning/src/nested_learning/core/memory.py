@@ -95,6 +95,15 @@ class FastWeights(NamedTuple):
         m2 = None if self.m2 is None else fn(self.m2)
         return FastWeights(fn(self.w1), fn(self.w2), m1, m2)
 
+    def unbind(self, dim: int) -> list[FastWeights]:
+        """Split a stack of memories along ``dim`` (unbind: backward stacks the pieces' gradients
+        once; an index per memory would give each a zero-filled gradient of the whole stack)."""
+        w1, w2 = self.w1.unbind(dim), self.w2.unbind(dim)
+        none = (None,) * len(w1)
+        m1 = none if self.m1 is None else self.m1.unbind(dim)
+        m2 = none if self.m2 is None else self.m2.unbind(dim)
+        return [FastWeights(*t) for t in zip(w1, w2, m1, m2, strict=True)]
+
 
 class MemoryGrads(NamedTuple):
     """Rank-1 factors of the inner gradient: ``G1_t = R_t A_t^T``, ``G2_t = U_t k_t^T``."""

@@ -209,13 +209,6 @@ def _stack(states: list[FastWeights]) -> FastWeights:
     return FastWeights(w1, w2, m1, m2)
 
 
-def _unstack(state: FastWeights, names: tuple[str, ...]) -> dict[str, FastWeights]:
-    def pick(i: int) -> FastWeights:
-        return state.map(lambda t: t[:, :, i])
-
-    return {n: pick(i) for i, n in enumerate(names)}
-
-
 def _straight_through(old: FastWeights, new: FastWeights) -> FastWeights:
     """``old + sg(new - old)``: value of ``new``, gradient of ``old`` (the first-order write)."""
 
@@ -471,7 +464,7 @@ class SelfModifyingTitans(nn.Module):
             xm = self._heads(self.proj["in"](xc))
             other = _stack([mems[n] for n in _OTHER])
             k, v, eta, alpha, other = self._run_other(xm, other)
-            mems.update(_unstack(other, _OTHER))
+            mems.update(zip(_OTHER, other.unbind(2), strict=True))
         else:
             k, v, eta, alpha = self._static_projections(xc)
         o, mems["mem"] = self._run_mem(q, k, v, eta, alpha, mems["mem"])
