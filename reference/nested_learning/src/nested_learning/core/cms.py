@@ -312,7 +312,9 @@ class ContinuumMemory(nn.Module):
         from θ0 each time so no chain of old tensors survives across writes."""
         if self._second_order():
             return w - step
-        return theta0 + (w - step - theta0).detach()
+        with torch.no_grad():  # Δ in one buffer, updated in place (no graph to keep)
+            delta = (w - step).sub_(theta0)
+        return theta0 + delta
 
     def step(self, state: CMSState, grads: Sequence[Tensor | None], n_tokens: int) -> CMSState:
         """Consume the task-loss gradients of one segment of ``n_tokens`` tokens (Eq. 71).
@@ -356,7 +358,10 @@ class ContinuumMemory(nn.Module):
     ) -> tuple[list[Tensor], list[Tensor]]:
         """Level l: accumulate η^(l)·grad; at a multiple of C^(l) apply and clear (Eq. 71)."""
         lr, ws = self.config.inner_lrs[ell], state.weights[ell]
-        acc = [a + lr * self._inner(g, a) for a, g in zip(state.accum[ell], grads, strict=True)]
+        acc = [
+            torch.add(a, self._inner(g, a), alpha=lr)
+            for a, g in zip(state.accum[ell], grads, strict=True)
+        ]
         if seen % self.config.chunk_sizes[ell] != 0:
             return ws, acc
         th0 = self._theta0(ell, state.batch_size)
