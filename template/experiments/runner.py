@@ -126,12 +126,15 @@ def progress(items: Iterable[T], args: RunArgs, desc: str, **kw: Any) -> Iterato
 
 
 def git_commit(root: Path = ROOT) -> str:
-    """``HEAD``'s commit (``+dirty`` if tracked files differ from it); ``"unknown"`` outside git."""
+    """``HEAD``'s commit, ``+dirty`` if tracked files under ``root`` other than ``results/``
+    differ from it (the code; another experiment rewriting its results is no change to this
+    one's code); ``"unknown"`` outside git."""
     try:
         head = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
         ).stdout.strip()
-        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD"], cwd=root, check=False)
+        code = ["--", ".", ":(exclude)results"]
+        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", *code], cwd=root, check=False)
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + ("+dirty" if dirty.returncode else "")
@@ -139,9 +142,11 @@ def git_commit(root: Path = ROOT) -> str:
 
 class Timer:
     """Wall-clock seconds since construction, and the 1-minute load average then and now
-    (a wall time on a shared machine means little without it)."""
+    (a wall time on a shared machine means little without it); ``commit``: the code's commit
+    at construction, when the run has imported its code (HEAD may move while it runs)."""
 
     def __init__(self) -> None:
+        self.commit = git_commit()
         self.start = time.perf_counter()
         self.cpu_start = time.process_time()
         self.load_start = os.getloadavg()[0]
@@ -290,7 +295,6 @@ def finish(
     per_seed, checks, controls, tables, extra, notes, …); the command comes from
     ``experiments/<name>.py`` and ``argv``. Prints the result's path and verdict; returns 0.
     """
-    commit = git_commit()  # before the plot is saved: a rewritten tracked PNG is not "+dirty"
     save_figure(fig, args.out, name)
     payload = build_payload(
         name=name,
@@ -299,7 +303,7 @@ def finish(
         wall_time_s=timer.elapsed(),
         cpu_time_s=timer.cpu(),
         load_average=timer.load(),
-        commit=commit,
+        commit=timer.commit,
         **fields,
     )
     path = write_result(name, payload, args.out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -175,6 +176,40 @@ def test_the_timer_records_cpu_seconds() -> None:
     timer = runner.Timer()
     sum(i * i for i in range(200_000))
     assert 0 < timer.cpu() <= timer.elapsed() + 0.05
+
+
+def test_the_commit_is_the_one_read_when_the_run_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The code is imported at the start: a commit made while the run trains is not its code."""
+    commits = iter(["started-at", "moved-to"])
+    monkeypatch.setattr(runner, "git_commit", lambda root=runner.ROOT: next(commits))
+    timer = runner.Timer()
+    assert runner.git_commit() == "moved-to"  # HEAD moves while the experiment runs
+    args = runner.RunArgs(quick=True, seeds=[0], out=tmp_path, progress=False)
+    own = ("args", "command", "name", "wall_time_s")
+    fields = {k: v for k, v in payload_args().items() if k not in own}
+    runner.finish("exp_c", Figure(), args=args, argv=["--quick"], timer=timer, **fields)
+    payload = json.loads((tmp_path / "exp_c.json").read_text(encoding="utf-8"))
+    assert payload["git_commit"] == "started-at"
+
+
+def test_dirty_means_changed_code_not_rewritten_results(tmp_path: Path) -> None:
+    def git(*cmd: str) -> None:
+        subprocess.run(["git", *cmd], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "exp.json").write_text("{}")
+    (tmp_path / "model.py").write_text("x = 1\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    clean = runner.git_commit(tmp_path)
+    assert len(clean) == 40 and not clean.endswith("+dirty")
+    (tmp_path / "results" / "exp.json").write_text('{"rerun": true}')  # another experiment
+    assert runner.git_commit(tmp_path) == clean
+    (tmp_path / "model.py").write_text("x = 2\n")
+    assert runner.git_commit(tmp_path) == clean + "+dirty"
 
 
 def test_the_commit_is_read_before_any_output_is_written(
