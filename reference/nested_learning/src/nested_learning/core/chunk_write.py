@@ -83,22 +83,8 @@ class W2Inputs(NamedTuple):
 _Inputs = TypeVar("_Inputs", W1Inputs, W2Inputs)
 
 #: how each input folds (:class:`_Fold`): a matrix, a per-token scalar, a per-matrix scalar
-_W1_KINDS = ("mat", "mat", "mat", "mat", "one", "one", "row", "row")
-_W2_KINDS = (
-    "mat",
-    "mat",
-    "mat",
-    "mat",
-    "one",
-    "one",
-    "row",
-    "row",
-    "row",
-    "row",
-    "mat",
-    "mat",
-    "row",
-)
+_W1_KINDS = ("mat",) * 4 + ("one",) * 2 + ("row",) * 2  # w1 m1 r a | g c | s q
+_W2_KINDS = ("mat",) * 4 + ("one",) * 2 + ("row",) * 4 + ("mat", "mat", "row")  # as W2Inputs
 _CORE = {"mat": 2, "row": 1, "one": 0}  # trailing dims that are not leading dims
 
 
