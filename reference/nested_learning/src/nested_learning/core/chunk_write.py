@@ -30,6 +30,7 @@ the writes' backward again (second-order CMS through the Titans mixer) writes wi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar
 
 import torch
@@ -95,14 +96,14 @@ class _Fold:
     5-D operands. Matrices fold to ``[N, a, b]``, per-token scalars ``[..., C]`` to ``[N, C, 1]``,
     per-matrix scalars ``[...]`` to ``[N, 1, 1]``."""
 
-    def __init__(self, inputs: tuple[Tensor | None, ...], kinds: tuple[str, ...]) -> None:
+    def __init__(self, x: W1Inputs | W2Inputs) -> None:
+        self.kinds = _W1_KINDS if isinstance(x, W1Inputs) else _W2_KINDS
         shapes = [
             t.shape[: t.ndim - _CORE[k]]
-            for t, k in zip(inputs, kinds, strict=True)
+            for t, k in zip(x, self.kinds, strict=True)
             if t is not None
         ]
         self.lead: torch.Size = torch.broadcast_shapes(*shapes)  # type: ignore[no-untyped-call]
-        self.kinds = kinds
 
     def fold(self, t: Tensor | None, kind: str) -> Tensor | None:
         if t is None:
@@ -143,7 +144,10 @@ def _matsum(x: Tensor, y: Tensor) -> Tensor:  # per-matrix sum of x * y: [N, a, 
     return (x * y).sum((-2, -1), keepdim=True)
 
 
-def _w1_forward(x: W1Inputs, bn: float) -> tuple[Tensor, Tensor | None, Tensor, Tensor | None]:
+_Out = tuple[Tensor | None, ...]  # (W', S', then the products the backward reuses)
+
+
+def _w1_forward(x: W1Inputs, bn: float) -> _Out:
     """``(W1', S1')`` on folded inputs and the products the backward reuses (``diag(s) R``,
     ``diag(q) R``)."""
     sr = x.s * x.r  # [N, C, d]
@@ -155,10 +159,7 @@ def _w1_forward(x: W1Inputs, bn: float) -> tuple[Tensor, Tensor | None, Tensor, 
     return new_w1, torch.baddbmm(x.m1, qr.mT, x.a, beta=bn, alpha=-1), sr, qr
 
 
-_W2Saved = tuple[Tensor, Tensor | None, Tensor | None, Tensor | None, Tensor | None]
-
-
-def _w2_forward(x: W2Inputs, bn: float) -> tuple[Tensor, Tensor | None, _W2Saved]:
+def _w2_forward(x: W2Inputs, bn: float) -> _Out:
     """``(W2', S2')`` on folded inputs and the products the backward reuses (``Z``, ``F``,
     ``rhs``, ``K W2^T``, ``K S2^T``)."""
     z = -x.d * x.e  # [N, C, n]
@@ -172,24 +173,32 @@ def _w2_forward(x: W2Inputs, bn: float) -> tuple[Tensor, Tensor | None, _W2Saved
         f = torch.bmm(x.solve, rhs)
         z = torch.addcmul(z, x.gl, f)
     base = x.g * x.w2
-    saved = (z, f, rhs, kw, km)
     if x.m2 is None or x.c is None or x.br is None:
-        return torch.baddbmm(base, z.mT, x.k), None, saved
+        return torch.baddbmm(base, z.mT, x.k), None, z, f, rhs, kw, km
     new_w2 = torch.baddbmm(torch.addcmul(base, x.c, x.m2), z.mT, x.k)
     new_m2 = torch.baddbmm(x.m2, (x.br * x.e).mT, x.k, beta=bn, alpha=-1)
-    return new_w2, new_m2, saved
+    return new_w2, new_m2, z, f, rhs, kw, km
+
+
+def _apply(
+    x: _Inputs, bn: float, forward: Callable[[_Inputs, float], _Out], ctx: Any = None
+) -> tuple[Tensor, Tensor | None]:
+    """``(W', S')`` of ``forward`` on the folded ``x``; with ``ctx`` (an autograd.Function's),
+    also save what its backward needs."""
+    fold = _Fold(x)
+    folded = fold.fold_all(x)
+    new_w, new_m, *reused = forward(folded, bn)
+    if ctx is not None:
+        ctx.bn, ctx.fold, ctx.shapes = bn, fold, [None if t is None else t.shape for t in x]
+        ctx.save_for_backward(*folded, *reused)
+    return fold.unfold(new_w), fold.unfold(new_m)  # type: ignore[return-value]
 
 
 class _W1Write(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, bn: float, *inputs: Tensor | None) -> tuple[Tensor, Tensor | None]:
         ctx.set_materialize_grads(False)
-        fold = _Fold(inputs, _W1_KINDS)
-        folded = fold.fold_all(W1Inputs(*inputs))  # type: ignore[arg-type]
-        new_w1, new_m1, sr, qr = _w1_forward(folded, bn)
-        ctx.bn, ctx.fold, ctx.inputs = bn, fold, [None if t is None else t.shape for t in inputs]
-        ctx.save_for_backward(*folded, sr, qr)
-        return fold.unfold(new_w1), fold.unfold(new_m1)  # type: ignore[return-value]
+        return _apply(W1Inputs(*inputs), bn, _w1_forward, ctx)  # type: ignore[arg-type]
 
     @staticmethod
     @once_differentiable
@@ -197,7 +206,7 @@ class _W1Write(torch.autograd.Function):
         *inputs, sr, qr = ctx.saved_tensors
         w1, m1, r, a, g, c, s, q = inputs
         fold, bn = ctx.fold, ctx.bn
-        gw, gm = (None if t is None else t.reshape(-1, *t.shape[-2:]) for t in (gw, gm))
+        gw, gm = fold.fold(gw, "mat"), fold.fold(gm, "mat")  # [*lead, a, b] -> [N, a, b]
         dw1 = dm1 = dr = da = dg = dc = ds = dq = None
         if gw is not None:
             dw1, dg = g * gw, _matsum(gw, w1)
@@ -212,19 +221,14 @@ class _W1Write(torch.autograd.Function):
             dr = q * d_qr if dr is None else torch.addcmul(dr, q, d_qr)
             dq = _rowsum(d_qr, r)
         grads = (dw1, dm1, dr, da, dg, dc, ds, dq)
-        return (None, *fold.grads(grads, ctx.inputs, ctx.needs_input_grad[1:]))
+        return (None, *fold.grads(grads, ctx.shapes, ctx.needs_input_grad[1:]))
 
 
 class _W2Write(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, bn: float, *inputs: Tensor | None) -> tuple[Tensor, Tensor | None]:
         ctx.set_materialize_grads(False)
-        fold = _Fold(inputs, _W2_KINDS)
-        folded = fold.fold_all(W2Inputs(*inputs))  # type: ignore[arg-type]
-        new_w2, new_m2, saved = _w2_forward(folded, bn)
-        ctx.bn, ctx.fold, ctx.inputs = bn, fold, [None if t is None else t.shape for t in inputs]
-        ctx.save_for_backward(*folded, *saved)
-        return fold.unfold(new_w2), fold.unfold(new_m2)  # type: ignore[return-value]
+        return _apply(W2Inputs(*inputs), bn, _w2_forward, ctx)  # type: ignore[arg-type]
 
     @staticmethod
     @once_differentiable
@@ -232,7 +236,7 @@ class _W2Write(torch.autograd.Function):
         *inputs, z, f, rhs, kw, km = ctx.saved_tensors
         w2, m2, k, e, g, c, d, gl, gp, cp, solve, dkk, br = inputs
         fold, bn = ctx.fold, ctx.bn
-        gw, gm = (None if t is None else t.reshape(-1, *t.shape[-2:]) for t in (gw, gm))
+        gw, gm = fold.fold(gw, "mat"), fold.fold(gm, "mat")  # [*lead, a, b] -> [N, a, b]
         dw2 = dm2 = dk = de = dg = dc = dd = dgl = dgp = dcp = dsolve = ddkk = None
         if gm is not None and m2 is not None:
             dm2, dk = bn * gm, torch.bmm(br * e, gm).neg_()
@@ -257,7 +261,7 @@ class _W2Write(torch.autograd.Function):
                     dcp, dks = _rowsum(drhs, km), cp * drhs
                     dk, dm2 = torch.baddbmm(dk, dks, m2), torch.baddbmm(dm2, dks.mT, k)
         grads = (dw2, dm2, dk, de, dg, dc, dd, dgl, dgp, dcp, dsolve, ddkk, None)  # br: constant
-        return (None, *fold.grads(grads, ctx.inputs, ctx.needs_input_grad[1:]))
+        return (None, *fold.grads(grads, ctx.shapes, ctx.needs_input_grad[1:]))
 
 
 def w1_write(x: W1Inputs, bn: float, fused: bool = True) -> tuple[Tensor, Tensor | None]:
@@ -267,9 +271,7 @@ def w1_write(x: W1Inputs, bn: float, fused: bool = True) -> tuple[Tensor, Tensor
     if fused and torch.is_grad_enabled():
         out: tuple[Tensor, Tensor | None] = _W1Write.apply(bn, *x)
         return out
-    fold = _Fold(x, _W1_KINDS)
-    new_w1, new_m1 = _w1_forward(fold.fold_all(x), bn)[:2]
-    return fold.unfold(new_w1), fold.unfold(new_m1)  # type: ignore[return-value]
+    return _apply(x, bn, _w1_forward)
 
 
 def w2_write(x: W2Inputs, bn: float, fused: bool = True) -> tuple[Tensor, Tensor | None]:
@@ -277,6 +279,4 @@ def w2_write(x: W2Inputs, bn: float, fused: bool = True) -> tuple[Tensor, Tensor
     if fused and torch.is_grad_enabled():
         out: tuple[Tensor, Tensor | None] = _W2Write.apply(bn, *x)
         return out
-    fold = _Fold(x, _W2_KINDS)
-    new_w2, new_m2 = _w2_forward(fold.fold_all(x), bn)[:2]
-    return fold.unfold(new_w2), fold.unfold(new_m2)  # type: ignore[return-value]
+    return _apply(x, bn, _w2_forward)
